@@ -1,0 +1,106 @@
+"""runninghub_async: an asyncio-native client for RunningHub.
+
+One client owns one HTTP session, a limiter (job slots plus a request-rate
+bucket) and ONE shared poller that follows every outstanding task::
+
+    from runninghub_async import RunningHub
+
+    async with RunningHub() as client:
+        result = await client.run(
+            "rhart-image-n-pro/text-to-image", {"prompt": "a lighthouse", "resolution": "1k"}
+        )
+
+The fake server for tests lives in ``runninghub_async.testing`` (imported on demand).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._client import ClientStatistics as ClientStatistics
+from ._client import RunningHub as RunningHub
+from ._config import PollPolicy as PollPolicy
+from ._config import RetryPolicy as RetryPolicy
+from ._config import Timeouts as Timeouts
+from ._errors import APIError as APIError
+from ._errors import AuthenticationError as AuthenticationError
+from ._errors import ClientClosedError as ClientClosedError
+from ._errors import ConcurrencyLimitError as ConcurrencyLimitError
+from ._errors import ConnectError as ConnectError
+from ._errors import ContentRejectedError as ContentRejectedError
+from ._errors import FileTooLargeError as FileTooLargeError
+from ._errors import InsufficientBalanceError as InsufficientBalanceError
+from ._errors import InvalidParametersError as InvalidParametersError
+from ._errors import JobTimeoutError as JobTimeoutError
+from ._errors import ProtocolError as ProtocolError
+from ._errors import RateLimitedError as RateLimitedError
+from ._errors import RequestTimeoutError as RequestTimeoutError
+from ._errors import RunningHubError as RunningHubError
+from ._errors import ServerError as ServerError
+from ._errors import SubmitOutcomeUnknownError as SubmitOutcomeUnknownError
+from ._errors import TaskCancelledError as TaskCancelledError
+from ._errors import TaskError as TaskError
+from ._errors import TaskFailedError as TaskFailedError
+from ._errors import TaskNotFoundError as TaskNotFoundError
+from ._errors import TransportError as TransportError
+from ._job import Job as Job
+from ._limiter import LimiterStatistics as LimiterStatistics
+from ._models import AccountStatus as AccountStatus
+from ._models import BatchItem as BatchItem
+from ._models import FailedReason as FailedReason
+from ._models import JobResult as JobResult
+from ._models import Output as Output
+from ._models import QueueStatus as QueueStatus
+from ._models import TaskSnapshot as TaskSnapshot
+from ._models import TaskStatus as TaskStatus
+from ._models import UploadedFile as UploadedFile
+from ._models import Usage as Usage
+from ._poller import PollerStatistics as PollerStatistics
+
+try:
+    __version__ = version("runninghub-async")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "APIError",
+    "AccountStatus",
+    "AuthenticationError",
+    "BatchItem",
+    "ClientClosedError",
+    "ClientStatistics",
+    "ConcurrencyLimitError",
+    "ConnectError",
+    "ContentRejectedError",
+    "FailedReason",
+    "FileTooLargeError",
+    "InsufficientBalanceError",
+    "InvalidParametersError",
+    "Job",
+    "JobResult",
+    "JobTimeoutError",
+    "LimiterStatistics",
+    "Output",
+    "PollPolicy",
+    "PollerStatistics",
+    "ProtocolError",
+    "QueueStatus",
+    "RateLimitedError",
+    "RequestTimeoutError",
+    "RetryPolicy",
+    "RunningHub",
+    "RunningHubError",
+    "ServerError",
+    "SubmitOutcomeUnknownError",
+    "TaskCancelledError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskNotFoundError",
+    "TaskSnapshot",
+    "TaskStatus",
+    "Timeouts",
+    "TransportError",
+    "UploadedFile",
+    "Usage",
+    "__version__",
+]

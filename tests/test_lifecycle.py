@@ -1,0 +1,190 @@
+"""Deadlines, cancellation and closing: a job belongs to the client, not to its waiters."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from runninghub_async import (
+    ClientClosedError,
+    JobTimeoutError,
+    RunningHub,
+    TaskCancelledError,
+)
+from runninghub_async.testing import Fault, FakeRunningHub
+
+from .conftest import ClientFactory
+
+pytestmark = pytest.mark.anyio
+
+T2I = "rhart-image-n-pro/text-to-image"
+PARAMS = {"prompt": "a quiet harbour", "resolution": "1k"}
+
+
+async def test_job_timeout_ends_the_wait_frees_the_slot_and_cancels_remotely(
+    manual: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """Past job_timeout the wait raises JobTimeoutError(task_id); the task is cancelled."""
+    async with make_client(base_url=manual.base_url, job_timeout=0.3) as client:
+        job = await client.submit(T2I, PARAMS)
+        with anyio.fail_after(5):
+            with pytest.raises(JobTimeoutError) as caught:
+                await job.wait()
+        assert caught.value.task_id == job.task_id
+        stats = client.statistics()
+        assert stats.outstanding == 0
+        assert stats.limiter.in_flight == 0
+        await manual.wait_for(lambda f: f.tasks[job.task_id].status == "CANCEL", timeout=5)
+        with pytest.raises(JobTimeoutError):
+            await job.wait()  # the outcome stays
+    assert manual.stats.cancels == 1
+
+
+async def test_cancelled_waiter_leaves_the_job_running(
+    manual: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """Cancelling a wait cancels only that wait; the slot is freed when the task ends."""
+    async with make_client(base_url=manual.base_url) as client:
+        job = await client.submit(T2I, PARAMS)
+        with anyio.move_on_after(0.05):
+            await job.wait()
+        assert not job.done()
+        assert client.statistics().limiter.in_flight == 1
+        assert client.statistics().outstanding == 1
+
+        other = anyio.Event()
+
+        async def second_waiter() -> None:
+            result = await job.wait()
+            assert result.task_id == job.task_id
+            other.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(second_waiter)
+            await anyio.wait_all_tasks_blocked()
+            manual.finish(job.task_id)
+        assert other.is_set()
+        result = await job.wait()  # a later wait gets the result at once
+        assert result.task_id == job.task_id
+        assert client.statistics().limiter.in_flight == 0
+
+
+async def test_one_cancelled_waiter_does_not_disturb_the_others(
+    manual: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """Of two waiters on one job, cancelling the first leaves the second waiting."""
+    async with make_client(base_url=manual.base_url) as client:
+        job = await client.submit(T2I, PARAMS)
+        results = []
+
+        async def waiter() -> None:
+            results.append(await job.wait())
+
+        async with anyio.create_task_group() as tg:
+            with anyio.CancelScope() as first:
+                tg.start_soon(waiter)  # runs in tg, outside `first`
+            doomed = anyio.CancelScope()
+
+            async def cancelled_waiter() -> None:
+                with doomed:
+                    await job.wait()
+
+            tg.start_soon(cancelled_waiter)
+            await anyio.wait_all_tasks_blocked()
+            doomed.cancel()
+            await anyio.wait_all_tasks_blocked()
+            manual.finish(job.task_id)
+        assert not first.cancel_called
+        assert len(results) == 1
+
+
+async def test_closing_the_client_fails_outstanding_waiters(
+    manual: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """Leaving `async with` ends every remaining wait with ClientClosedError naming the task."""
+    errors: list[BaseException] = []
+    async with anyio.create_task_group() as outer:
+        async with make_client(base_url=manual.base_url) as client:
+            job = await client.submit(T2I, PARAMS)
+
+            async def waiter() -> None:
+                try:
+                    await job.wait()
+                except ClientClosedError as exc:
+                    errors.append(exc)
+
+            outer.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+    assert len(errors) == 1
+    assert isinstance(errors[0], ClientClosedError)
+    assert job.task_id in errors[0].task_ids
+    assert job.task_id in str(errors[0])
+
+
+async def test_cancelling_a_submit_on_the_wire_keeps_the_job(make_client: ClientFactory) -> None:
+    """A submit cancelled while its POST is in flight still ends up tracked, never lost."""
+    slow = Fault("slow", route="submit", delay=0.3, times=1)
+    async with FakeRunningHub(duration=None, faults=[slow]) as fake:
+        async with make_client(base_url=fake.base_url) as client:
+            with anyio.move_on_after(0.05) as scope:
+                await client.submit(T2I, PARAMS)
+            assert scope.cancelled_caught
+            assert fake.stats.accepted_tasks == 1
+            assert client.statistics().outstanding == 1
+            task_id = next(iter(fake.tasks))
+            job = client.attach(task_id)
+            fake.finish(task_id)
+            assert (await job.wait()).task_id == task_id
+            assert client.statistics().limiter.in_flight == 0
+
+
+async def test_remote_cancel_of_a_running_job(
+    manual: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """job.cancel() cancels on RunningHub; waiters get TaskCancelledError; the slot frees."""
+    async with make_client(base_url=manual.base_url) as client:
+        job = await client.submit(T2I, PARAMS)
+        assert await job.cancel() is True
+        with pytest.raises(TaskCancelledError):
+            await job.wait()
+        assert manual.tasks[job.task_id].status == "CANCEL"
+        assert client.statistics().limiter.in_flight == 0
+
+
+async def test_cancel_of_a_finished_job_reconciles(
+    manual: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """Cancelling a job that already ended keeps its real outcome."""
+    async with make_client(base_url=manual.base_url) as client:
+        job = await client.submit(T2I, PARAMS)
+        manual.finish(job.task_id)
+        assert await job.cancel() is False
+        result = await job.wait()
+        assert result.task_id == job.task_id
+
+
+async def test_concurrency_held_elsewhere_is_waited_out(make_client: ClientFactory) -> None:
+    """With the account full because of another client, 421s stay inside until room frees."""
+    async with FakeRunningHub(duration=None, concurrency_limit=1) as fake:
+        async with make_client(base_url=fake.base_url) as first, make_client(
+            base_url=fake.base_url
+        ) as second:
+            holder = await first.submit(T2I, PARAMS)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(second.run, T2I, PARAMS)
+                await fake.wait_for(lambda f: f.stats.rejections.get("421", 0) >= 2, timeout=5)
+                fake.finish(holder.task_id)
+                await fake.wait_for(lambda f: f.stats.accepted_tasks == 2, timeout=5)
+                fake.finish(next(t for t in fake.tasks if t != holder.task_id))
+            assert second.statistics().limiter.rejections_absorbed >= 2
+
+
+async def test_client_close_leaves_no_task_running(make_client: ClientFactory) -> None:
+    """After `async with`, the client's tasks are gone and its sessions closed."""
+    async with FakeRunningHub(duration=None) as fake:
+        client: RunningHub = make_client(base_url=fake.base_url)
+        async with client:
+            await client.submit(T2I, PARAMS)
+            before = len(anyio.get_running_tasks())
+        after = len(anyio.get_running_tasks())
+    assert after < before
