@@ -79,6 +79,16 @@ class ClientStatistics:
 
 
 @attrs.define(eq=False)
+class _Post:
+    """One submit POST, shared by the task sending it and the caller waiting for it."""
+
+    answered: anyio.Event = attrs.field(factory=anyio.Event)
+    tracked: Tracked | None = None
+    error: RunningHubError | None = None
+    abandoned: bool = False
+
+
+@attrs.define(eq=False)
 class _BatchFeed:
     """What ``run_many``'s producer and consumer share."""
 
@@ -231,7 +241,12 @@ class RunningHub:
         self._poller.close()
         self._tg.cancel_scope.cancel()
         try:
-            return await self._tg.__aexit__(exc_type, exc, tb)
+            if exc is None or isinstance(exc, anyio.get_cancelled_exc_class()):
+                return await self._tg.__aexit__(exc_type, exc, tb)
+            # The caller's own exception: close the group as if the body had ended, so
+            # the exception reaches the caller as itself, not inside an ExceptionGroup.
+            await self._tg.__aexit__(None, None, None)
+            return None
         finally:
             with anyio.CancelScope(shield=True):
                 await self._transport.aclose()
@@ -280,23 +295,13 @@ class RunningHub:
             AuthenticationError, InsufficientBalanceError, APIError: RunningHub refused.
             ClientClosedError: the client is not open.
         """
-        transport, poller, _ = self._open()
+        transport, poller, tg = self._open()
         path = _catalog.resolve_endpoint(endpoint)
         body = self._checked_body(path, params)
         if webhook_url is not None:
             body["webhookUrl"] = webhook_url
-        snapshot = await self._submit_once(transport, path, body)
-        tracked = poller.track(
-            snapshot.task_id, endpoint=path, on_done=self._limiter.slots.release, submitted=True
-        )
-        if snapshot.status.is_terminal:
-            poller.resolve(snapshot)
-        job = Job(tracked, poller, params=params, cancel=self._cancel)
-        log.debug("submitted %s to %s", job.task_id, path)
-        # A cancellation that arrived while the submit was shielded lands here, after
-        # the job is safely tracked by the client.
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        return job
+        tracked = await self._submit_until_answered(transport, poller, tg, path, body)
+        return Job(tracked, poller, params=params, cancel=self._cancel)
 
     def _checked_body(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(params, Mapping):
@@ -319,37 +324,77 @@ class RunningHub:
                 )
         return body
 
-    async def _submit_once(
-        self, transport: Transport, path: str, body: Mapping[str, Any]
-    ) -> TaskSnapshot:
-        """Send the submit until RunningHub accepts or refuses it; hold its slot on success."""
+    async def _submit_until_answered(
+        self,
+        transport: Transport,
+        poller: Poller,
+        tg: anyio.abc.TaskGroup,
+        path: str,
+        body: Mapping[str, Any],
+    ) -> Tracked:
+        """Send the submit until RunningHub accepts or refuses it; the job then holds its slot."""
         slots = self._limiter.slots
         start = anyio.current_time()
         attempt = 0
         while True:
             await slots.acquire(front=attempt > 0)
+            self._submits_sent += 1
+            # The POST runs in a task the client owns, so that a caller cancelled
+            # (by anyio or by a bare task.cancel()) while it is on the wire cannot lose
+            # the answer: an accepted task costs money and is followed regardless.
+            post = _Post()
+            tg.start_soon(self._post, transport, poller, path, body, post)
             try:
-                self._submits_sent += 1
-                # The POST itself is shielded: once it is on the wire, its answer
-                # (a task id that costs money) must not be lost to a cancellation.
-                with anyio.CancelScope(shield=True):
-                    snapshot = await transport.submit(path, body)
-            except BaseException as exc:
-                slots.release()
-                if not self._retry_submit(exc, path, body, start, attempt):
-                    raise
-                if isinstance(exc, ConcurrencyLimitError):
-                    slots.rejected()
-                self._limiter.rejections_absorbed += 1
-                attempt += 1
-                if not (isinstance(exc, ConcurrencyLimitError) and slots.in_use > 0):
-                    # With our own jobs running, their end is the signal to retry;
-                    # otherwise (a rate limit, or the account busy elsewhere) back off.
-                    await anyio.sleep(self._retry.wait(min(attempt - 1, 6), self._rng))
-                continue
+                await post.answered.wait()
+            except BaseException:
+                post.abandoned = True
+                raise
+            if post.tracked is not None:
+                return post.tracked
+            assert post.error is not None
+            if not self._retry_submit(post.error, path, body, start, attempt):
+                raise post.error
+            if isinstance(post.error, ConcurrencyLimitError):
+                slots.rejected()
+            self._limiter.rejections_absorbed += 1
+            attempt += 1
+            if not (isinstance(post.error, ConcurrencyLimitError) and slots.in_use > 0):
+                # With our own jobs running, their end is the signal to retry;
+                # otherwise (a rate limit, or the account busy elsewhere) back off.
+                await anyio.sleep(self._retry.wait(min(attempt - 1, 6), self._rng))
+
+    async def _post(
+        self, transport: Transport, poller: Poller, path: str, body: Mapping[str, Any], post: _Post
+    ) -> None:
+        """One submit POST; on acceptance the client follows the task, whoever still waits."""
+        slots = self._limiter.slots
+        try:
+            snapshot = await transport.submit(path, body)
+        except BaseException as exc:
+            slots.release()
+            if isinstance(exc, RunningHubError):
+                post.error = exc
+            else:  # cancelled: the client is closing with this submit on the wire
+                post.error = SubmitOutcomeUnknownError(path, body, ClientClosedError("closing"))
+                raise
+        else:
             self._submits_accepted += 1
             slots.accepted()
-            return snapshot
+            post.tracked = poller.track(
+                snapshot.task_id, endpoint=path, on_done=slots.release, submitted=True
+            )
+            if snapshot.status.is_terminal:
+                poller.resolve(snapshot)
+            log.debug("submitted %s to %s", snapshot.task_id, path)
+        finally:
+            if post.abandoned and post.tracked is not None:
+                log.warning(
+                    "the caller of a submit to %s was cancelled after RunningHub accepted it; "
+                    "the client follows task %s until it ends",
+                    path,
+                    post.tracked.task_id,
+                )
+            post.answered.set()
 
     def _retry_submit(
         self, exc: BaseException, path: str, body: Mapping[str, Any], start: float, attempt: int

@@ -24,7 +24,9 @@ def prompts(n: int) -> Iterator[dict[str, Any]]:
         yield {"prompt": f"image {i}", "resolution": "1k"}
 
 
-async def run_batch(fake: FakeRunningHub, n: int, max_in_flight: int) -> tuple[list[Any], RunningHub]:
+async def run_batch(
+    fake: FakeRunningHub, n: int, max_in_flight: int
+) -> tuple[list[Any], RunningHub]:
     client = RunningHub(
         api_key=fake.api_key,
         base_url=fake.base_url,
@@ -113,7 +115,11 @@ async def test_failing_input_iterator_is_reraised_after_running_items(client: Ru
         raise LookupError("input file vanished")
 
     seen = []
-    with pytest.raises(LookupError, match="vanished"):
+
+    async def consume() -> None:
         async for item in client.run_many(T2I, broken()):
             seen.append(item)
+
+    with pytest.raises(LookupError, match="vanished"):
+        await consume()
     assert [item.index for item in seen] == [0]

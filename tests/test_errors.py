@@ -87,7 +87,12 @@ def test_unknown_code_is_a_plain_api_error() -> None:
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(429, rh.RateLimitedError), (401, rh.AuthenticationError), (502, rh.ServerError), (404, rh.APIError)],
+    [
+        (429, rh.RateLimitedError),
+        (401, rh.AuthenticationError),
+        (502, rh.ServerError),
+        (404, rh.APIError),
+    ],
 )
 def test_http_statuses_map(status: int, cls: type[rh.APIError]) -> None:
     """HTTP errors without a RunningHub body map by status."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runninghub_async import ConnectError, RunningHub, SubmitOutcomeUnknownError
-from runninghub_async.testing import Fault, FakeRunningHub
+from runninghub_async.testing import FakeRunningHub, Fault
 
 from .conftest import FAST_POLL, FAST_RETRY, ClientFactory
 

@@ -20,10 +20,13 @@ async def test_key_is_not_in_logs_reprs_or_errors(caplog: pytest.LogCaptureFixtu
     """A whole run at DEBUG, plus reprs and error messages, never show the key."""
     caplog.set_level(logging.DEBUG, logger="runninghub_async")
     async with FakeRunningHub(api_keys=(SECRET,), duration=0.01) as fake:
-        client = RunningHub(api_key=SECRET, base_url=fake.base_url, poll=FAST_POLL, retry=FAST_RETRY)
+        client = RunningHub(
+            api_key=SECRET, base_url=fake.base_url, poll=FAST_POLL, retry=FAST_RETRY
+        )
         async with client:
-            job = await client.submit("rhart-image-n-pro/text-to-image",
-                                      {"prompt": "x", "resolution": "1k"})
+            job = await client.submit(
+                "rhart-image-n-pro/text-to-image", {"prompt": "x", "resolution": "1k"}
+            )
             result = await job.wait()
             texts = [repr(client), repr(job), repr(result), str(client.statistics())]
             with pytest.raises(TaskNotFoundError) as caught:

@@ -129,20 +129,34 @@ def test_output_fallback_names() -> None:
 def test_account_queue_and_upload_examples() -> None:
     """String-valued management bodies become typed values."""
     account = conv.structure(
-        {"remainCoins": "99999", "currentTaskCounts": "0", "remainMoney": "999",
-         "currency": "CNY", "apiType": "NORMAL"},
+        {
+            "remainCoins": "99999",
+            "currentTaskCounts": "0",
+            "remainMoney": "999",
+            "currency": "CNY",
+            "apiType": "NORMAL",
+        },
         AccountStatus,
     )
     assert account == AccountStatus(99999, 0, Decimal("999"), "CNY", "NORMAL")
     queue = conv.structure(
-        {"apiKeyType": "NORMAL", "concurrentLimit": "2", "runningCount": "0",
-         "queuedCount": "0", "totalCurrentTasks": "0"},
+        {
+            "apiKeyType": "NORMAL",
+            "concurrentLimit": "2",
+            "runningCount": "0",
+            "queuedCount": "0",
+            "totalCurrentTasks": "0",
+        },
         QueueStatus,
     )
     assert queue == QueueStatus("NORMAL", 2, 0, 0, 0)
     upload = conv.structure(
-        {"type": "image", "download_url": "https://x/a.png", "filename": "openapi/a.png",
-         "size": "3490"},
+        {
+            "type": "image",
+            "download_url": "https://x/a.png",
+            "filename": "openapi/a.png",
+            "size": "3490",
+        },
         UploadedFile,
     )
     assert upload == UploadedFile("https://x/a.png", "openapi/a.png", 3490, "image")
@@ -151,8 +165,13 @@ def test_account_queue_and_upload_examples() -> None:
 def test_null_money_is_none() -> None:
     """remainMoney and currency may be null."""
     account = conv.structure(
-        {"remainCoins": "1", "currentTaskCounts": "2", "remainMoney": None, "currency": None,
-         "apiType": "SHARED"},
+        {
+            "remainCoins": "1",
+            "currentTaskCounts": "2",
+            "remainMoney": None,
+            "currency": None,
+            "apiType": "SHARED",
+        },
         AccountStatus,
     )
     assert account.remain_money is None
@@ -215,17 +234,35 @@ def test_account_round_trips(account: AccountStatus) -> None:
     assert conv.structure(conv.unstructure(account), AccountStatus) == account
 
 
-@given(st.builds(QueueStatus, api_key_type=text, concurrent_limit=st.integers(0, 10**6),
-                 running_count=st.integers(0, 10**6), queued_count=st.integers(0, 10**6),
-                 total_current_tasks=st.integers(0, 10**6)))
+@given(
+    st.builds(
+        QueueStatus,
+        api_key_type=text,
+        concurrent_limit=st.integers(0, 10**6),
+        running_count=st.integers(0, 10**6),
+        queued_count=st.integers(0, 10**6),
+        total_current_tasks=st.integers(0, 10**6),
+    )
+)
 def test_queue_status_round_trips(queue: QueueStatus) -> None:
     """Queue counts survive the string-typed wire."""
     assert conv.structure(conv.unstructure(queue), QueueStatus) == queue
 
 
-@pytest.mark.parametrize("bad", [[], "x", {"concurrentLimit": "two", "apiKeyType": "N",
-                                          "runningCount": "0", "queuedCount": "0",
-                                          "totalCurrentTasks": "0"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        "x",
+        {
+            "concurrentLimit": "two",
+            "apiKeyType": "N",
+            "runningCount": "0",
+            "queuedCount": "0",
+            "totalCurrentTasks": "0",
+        },
+    ],
+)
 def test_malformed_bodies_raise(bad: Any) -> None:
     """Shapes that do not fit raise instead of producing half-filled objects."""
     with pytest.raises(Exception):  # noqa: B017,PT011 - cattrs raises its own groups
