@@ -212,6 +212,7 @@ class RunningHub:
         tg = anyio.create_task_group()
         try:
             await tg.__aenter__()
+            self._tg = tg
             try:
                 await tg.start(self._poller.run)
                 if self._auto_limit:
@@ -225,7 +226,6 @@ class RunningHub:
             self._state = _State.CLOSED
             await transport.aclose()
             raise
-        self._tg = tg
         return self
 
     async def __aexit__(

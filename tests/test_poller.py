@@ -1,0 +1,117 @@
+"""The shared poller: bounded query rate, cadence learned per endpoint, one loop for all."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from runninghub_async import PollPolicy, RunningHub
+from runninghub_async.testing import FakeRunningHub
+
+from .conftest import FAST_RETRY, ClientFactory
+
+pytestmark = pytest.mark.anyio
+
+T2I = "rhart-image-n-pro/text-to-image"
+
+
+def params(i: int) -> dict[str, str]:
+    return {"prompt": f"p{i}", "resolution": "1k"}
+
+
+async def test_query_rate_stays_under_the_poll_budget(manual: FakeRunningHub) -> None:
+    """With max_rate R, 300 outstanding jobs are checked at most about R times a second."""
+    rate = 50.0
+    policy = PollPolicy(initial_delay=0.0, min_interval=0.01, max_interval=0.02, max_rate=rate)
+    client = RunningHub(
+        api_key=manual.api_key,
+        base_url=manual.base_url,
+        max_in_flight=300,
+        requests_per_second=None,
+        poll=policy,
+        retry=FAST_RETRY,
+    )
+    async with client:
+        jobs = []
+        async with anyio.create_task_group() as tg:
+            for i in range(300):
+
+                async def submit(i: int = i) -> None:
+                    jobs.append(await client.submit(T2I, params(i)))
+
+                tg.start_soon(submit)
+        before = manual.stats.queries
+        start = anyio.current_time()
+        waiters = anyio.create_task_group()
+        async with waiters:
+            for job in jobs:
+                waiters.start_soon(job.wait)
+            await anyio.sleep(0.6)
+            elapsed = anyio.current_time() - start
+            sent = manual.stats.queries - before
+            waiters.cancel_scope.cancel()
+    # A token bucket allows its burst (a quarter second's worth) on top of the rate.
+    assert sent <= rate * elapsed + rate / 4 + 1
+    assert sent >= 5  # and it did poll
+
+
+async def test_cadence_is_learned_per_endpoint(make_client: ClientFactory) -> None:
+    """Once jobs of an endpoint are seen to take ~0.2 s, later jobs need fewer checks."""
+    policy = PollPolicy(
+        initial_delay=0.01, min_interval=0.01, max_interval=0.2, interval_fraction=0.1, jitter=0.0
+    )
+    async with FakeRunningHub(duration=0.2, seed=4) as fake:
+        async with make_client(base_url=fake.base_url, poll=policy, max_in_flight=5) as client:
+            first = [i async for i in client.run_many(T2I, [params(i) for i in range(5)])]
+            later = [i async for i in client.run_many(T2I, [params(i) for i in range(5, 15)])]
+        per_task = fake.stats.queries_per_task
+    cold = sum(per_task[i.task_id] for i in first) / len(first)
+    warm = sum(per_task[i.task_id] for i in later) / len(later)
+    assert all(i.ok for i in first + later)
+    assert warm < cold / 2, (cold, warm)
+
+
+async def test_auto_max_in_flight_reads_the_account_limit(make_client: ClientFactory) -> None:
+    """max_in_flight="auto" takes concurrentLimit from /openapi/v2/queue/status."""
+    async with FakeRunningHub(concurrency_limit=3) as fake:
+        async with make_client(base_url=fake.base_url, max_in_flight="auto") as client:
+            assert client.statistics().limiter.max_in_flight == 3
+            status = await client.queue_status()
+    assert status.concurrent_limit == 3
+
+
+async def test_unwatched_jobs_are_checked_rarely(manual: FakeRunningHub) -> None:
+    """A job nobody waits on is checked at max_interval until a waiter arrives."""
+    policy = PollPolicy(initial_delay=0.0, min_interval=0.01, max_interval=5.0, jitter=0.0)
+    client = RunningHub(
+        api_key=manual.api_key, base_url=manual.base_url, poll=policy, retry=FAST_RETRY
+    )
+    async with client:
+        job = await client.submit(T2I, params(0))
+        await manual.wait_for(lambda f: f.stats.queries >= 1, timeout=5)
+        await anyio.sleep(0.1)
+        assert manual.stats.queries == 1  # next check is max_interval away
+        manual.finish(job.task_id)
+        with anyio.fail_after(2):
+            result = await job.wait()  # a waiter brings it back to the normal cadence
+    assert result.task_id == job.task_id
+
+
+async def test_one_poller_task_for_many_jobs(manual: FakeRunningHub) -> None:
+    """200 outstanding jobs cost one poller loop, not 200 tasks."""
+    client = RunningHub(
+        api_key=manual.api_key,
+        base_url=manual.base_url,
+        max_in_flight=200,
+        requests_per_second=None,
+        poll=PollPolicy(initial_delay=1.0, min_interval=1.0),
+        retry=FAST_RETRY,
+    )
+    async with client:
+        async with anyio.create_task_group() as tg:
+            for i in range(200):
+                tg.start_soon(client.submit, T2I, params(i))
+        await anyio.wait_all_tasks_blocked()
+        assert client.statistics().outstanding == 200
+        ours = [t.name for t in anyio.get_running_tasks() if t.name.startswith("runninghub_async.")]
+        assert ours == ["runninghub_async._poller.Poller.run"]
