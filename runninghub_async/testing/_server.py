@@ -1,0 +1,323 @@
+"""`FakeRunningHub`: a real HTTP server on 127.0.0.1 that behaves like RunningHub."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from types import MappingProxyType
+from typing import Self
+
+import aiohttp
+import anyio
+from aiohttp import web
+
+from ._bodies import event_data
+from ._config import make_config
+from ._durations import DurationSpec, check_duration
+from ._faults import Fault, FaultPlan
+from ._handlers import Routes
+from ._models import FakeStats, FakeTask
+from ._state import TaskBook, TaskRecord
+from ._webhooks import WebhookSender
+
+__all__ = ["FakeRunningHub"]
+
+_SHUTDOWN_TIMEOUT = 0.5  # in-flight handlers (say a "slow" fault) get this long at exit
+_CLEANUP_DEADLINE = 10.0
+
+
+class _Once:
+    """Runs an async cleanup at most once, shielded from cancellation and bounded in time."""
+
+    def __init__(self, cleanup: Callable[[], Awaitable[None]]) -> None:
+        self._cleanup: Callable[[], Awaitable[None]] | None = cleanup
+
+    async def __call__(self) -> None:
+        cleanup, self._cleanup = self._cleanup, None
+        if cleanup is None:
+            return
+        # Shielded so that a cancelled test still closes its sockets; bounded so
+        # that a stuck handler cannot hang the exit.
+        with anyio.move_on_after(_CLEANUP_DEADLINE, shield=True):
+            await cleanup()
+
+
+class FakeRunningHub(anyio.AsyncContextManagerMixin):
+    """A fake RunningHub API server for tests, demos and benchmarks.
+
+    It binds a real socket, speaks HTTP, and answers field for field like
+    runninghub-api.md describes: submit and query on the v2 task endpoints,
+    upload, queue status, the legacy account and cancel endpoints, result files
+    and webhooks.  Tasks move QUEUED -> RUNNING -> SUCCESS | FAILED on timers, or
+    end on `finish` / `fail` / a cancel request.
+
+    Example::
+
+        async with FakeRunningHub(duration=None) as fake:
+            ...  # submit to fake.base_url with key fake.api_key
+            await fake.wait_for(lambda f: f.stats.accepted_tasks == 1)
+            fake.finish(next(iter(fake.tasks)))
+
+    Args:
+        api_keys: the keys the fake accepts; the first is `api_key`.
+        key_types: ``apiType`` per key (``"NORMAL"``, ``"SHARED"``, ``"EXCLUSIVE"``);
+            unlisted keys are ``"SHARED"``.  A NORMAL or EXCLUSIVE key calling a
+            standard-model endpoint gets errorCode 1014.
+        duration: how long a task stays RUNNING: seconds, a ``(min, max)``
+            uniform range, a callable ``(FakeTask) -> float | None`` such as
+            `lognormal`, or None for "until `finish`/`fail`/cancel".
+        queue_time: how long a task stays QUEUED first, in the same forms.  A
+            submit answers ``"QUEUED"`` when its task's queue time is above 0
+            (or None), else ``"RUNNING"``.
+        concurrency_limit: tasks a key may have not yet terminal (QUEUED +
+            RUNNING); a submit over it gets errorCode 421 and creates nothing.
+            None means no limit.
+        rate_limit: requests per second per key over every ``/openapi/v2`` call
+            (token bucket holding ``max(1, rate)``); over it the answer is
+            errorCode 1003 (task shape on submit/query, ``{"code": 1003, ...}``
+            on upload and queue/status).  None means no limit.
+        failure_rate: chance that a task which runs to its end fails.
+        failure_codes: the errorCodes a failing task picks from (seeded RNG).
+        seed: seeds the one ``random.Random`` behind task ids, client ids,
+            durations, failures and fault probabilities.
+        faults: `Fault` rules in force from the start (see `add_fault`).
+        upload_max_bytes: the largest upload accepted; bigger gets code 809.
+        validate: check submits to catalogued nano-banana endpoints (errorCode 1007).
+        webhook_attempts: POSTs per webhook before giving up.
+        webhook_retry_delay: seconds between webhook attempts.
+        webhook_timeout: seconds one webhook POST may take.
+        concurrent_limit_report: the ``concurrentLimit`` queue/status reports;
+            defaults to *concurrency_limit*, or 50 (the documented enterprise
+            default) when there is no limit.
+        currency: accountStatus ``currency`` (``"USD"`` mimics runninghub.ai).
+        remain_money: accountStatus ``remainMoney``.
+        remain_coins: accountStatus ``remainCoins``.
+        cancel_not_found_code: the code cancel answers for an unknown task: 423
+            per the doc copy; 807 is the other documented candidate.
+        host: the address to bind.
+        port: the port to bind; 0 picks a free one.
+
+    Raises:
+        ValueError: a knob is out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_keys: Iterable[str] = ("test-key",),
+        key_types: Mapping[str, str] | None = None,
+        duration: DurationSpec = (0.2, 1.0),
+        queue_time: DurationSpec = 0.0,
+        concurrency_limit: int | None = None,
+        rate_limit: float | None = None,
+        failure_rate: float = 0.0,
+        failure_codes: Sequence[str] = ("1015", "1501", "1505"),
+        seed: int | None = None,
+        faults: Iterable[Fault] = (),
+        upload_max_bytes: int = 30 * 1024 * 1024,
+        validate: bool = True,
+        webhook_attempts: int = 3,
+        webhook_retry_delay: float = 0.2,
+        webhook_timeout: float = 5.0,
+        concurrent_limit_report: int | None = None,
+        currency: str = "CNY",
+        remain_money: str = "999",
+        remain_coins: str = "99999",
+        cancel_not_found_code: int = 423,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self._config = make_config(
+            api_keys=api_keys,
+            key_types=key_types,
+            concurrency_limit=concurrency_limit,
+            rate_limit=rate_limit,
+            failure_rate=failure_rate,
+            failure_codes=failure_codes,
+            upload_max_bytes=upload_max_bytes,
+            validate=validate,
+            webhook_attempts=webhook_attempts,
+            webhook_retry_delay=webhook_retry_delay,
+            webhook_timeout=webhook_timeout,
+            concurrent_limit_report=concurrent_limit_report,
+            currency=currency,
+            remain_money=remain_money,
+            remain_coins=remain_coins,
+            cancel_not_found_code=cancel_not_found_code,
+            host=host,
+            port=port,
+        )
+        rng = random.Random(seed)
+        self._book = TaskBook(
+            rng=rng,
+            queue_time=check_duration(queue_time, "queue_time"),
+            duration=check_duration(duration, "duration"),
+            failure_rate=failure_rate,
+            failure_codes=self._config.failure_codes,
+            on_end=self._task_ended,
+        )
+        self._faults = FaultPlan(faults, rng)
+        self._uploads: dict[str, bytes] = {}
+        self._routes = Routes(
+            config=self._config, book=self._book, faults=self._faults, uploads=self._uploads
+        )
+        self._webhooks: WebhookSender | None = None
+        self._base_url: str | None = None
+
+    def __repr__(self) -> str:
+        where = self._base_url or "not running"
+        return f"<FakeRunningHub {where} tasks={len(self._book.view)} running={self.stats.running}>"
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
+        config = self._config
+        async with AsyncExitStack() as stack:
+            timeout = aiohttp.ClientTimeout(total=config.webhook_timeout)
+            session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
+            runner = web.AppRunner(
+                self._routes.build_app(),
+                handler_cancellation=True,
+                access_log=None,
+                shutdown_timeout=_SHUTDOWN_TIMEOUT,
+            )
+            stop_http = _Once(runner.cleanup)
+            await runner.setup()
+            stack.push_async_callback(stop_http)
+            await web.TCPSite(runner, config.host, config.port).start()
+            host, port = runner.addresses[0][:2]
+            base_url = f"http://{host}:{port}"
+
+            error: Exception | None = None
+            async with anyio.create_task_group() as task_group:
+                self._webhooks = WebhookSender(
+                    session,
+                    task_group,
+                    attempts=config.webhook_attempts,
+                    retry_delay=config.webhook_retry_delay,
+                    on_attempt=functools.partial(self._bump, "webhook_attempts"),
+                    on_delivered=functools.partial(self._bump, "webhook_deliveries"),
+                    on_given_up=functools.partial(self._bump, "webhook_failures"),
+                )
+                self._book.open(asyncio.get_running_loop(), base_url)
+                self._base_url = base_url
+                try:
+                    yield self
+                except Exception as exc:
+                    # Re-raised once the task group is closed, so the caller gets
+                    # its own exception back rather than an ExceptionGroup around it.
+                    # Cancellation is not caught here and passes straight through.
+                    error = exc
+                finally:
+                    self._webhooks = None
+                    self._base_url = None
+                    # The HTTP server stops first (no new requests, tasks or webhooks),
+                    # then the timers, then pending webhook deliveries.
+                    await stop_http()
+                    self._book.close()
+                    task_group.cancel_scope.cancel()
+            if error is not None:
+                raise error
+
+    def _bump(self, counter: str) -> None:
+        counters = self._book.counters
+        setattr(counters, counter, getattr(counters, counter) + 1)
+        self._book.notify()
+
+    def _task_ended(self, record: TaskRecord) -> None:
+        if record.webhook_url is None or self._webhooks is None:
+            return
+        payload: dict[str, object] = {
+            "event": "TASK_END",
+            "taskId": record.task_id,
+            "eventData": event_data(record.snapshot()),
+        }
+        self._webhooks.send(record.webhook_url, payload)
+
+    # -- public surface -----------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``; only while the server runs.
+
+        Raises:
+            RuntimeError: the server is not running.
+        """
+        if self._base_url is None:
+            raise RuntimeError("FakeRunningHub is not running: use 'async with'")
+        return self._base_url
+
+    @property
+    def api_key(self) -> str:
+        """The first accepted API key."""
+        return self._config.api_keys[0]
+
+    @property
+    def tasks(self) -> Mapping[str, FakeTask]:
+        """Every accepted task by id, as `FakeTask` snapshots (live view, O(1) lookups)."""
+        return self._book.view
+
+    @property
+    def stats(self) -> FakeStats:
+        """A frozen snapshot of the counters."""
+        return self._book.stats()
+
+    @property
+    def uploads(self) -> Mapping[str, bytes]:
+        """Uploaded files' bytes by ``fileName`` (``"openapi/<sha256 prefix>.<ext>"``)."""
+        return MappingProxyType(self._uploads)
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        """The faults in force."""
+        return self._faults.faults
+
+    def add_fault(self, fault: Fault) -> None:
+        """Start injecting *fault* (its ``after``/``times`` count from now)."""
+        self._faults.add(fault)
+
+    def clear_faults(self) -> None:
+        """Stop injecting every fault."""
+        self._faults.clear()
+
+    def finish(self, task_id: str) -> None:
+        """End a QUEUED or RUNNING task with SUCCESS now.
+
+        Raises:
+            KeyError: no such task.
+            ValueError: the task already ended.
+        """
+        self._book.finish(task_id)
+
+    def fail(self, task_id: str, code: str = "1015", message: str | None = None) -> None:
+        """End a QUEUED or RUNNING task with FAILED now.
+
+        Args:
+            task_id: the task.
+            code: its errorCode.
+            message: its errorMessage; defaults to the fake's text for *code*.
+
+        Raises:
+            KeyError: no such task.
+            ValueError: the task already ended.
+        """
+        self._book.fail(task_id, code, message)
+
+    async def wait_for(
+        self,
+        predicate: Callable[[FakeRunningHub], bool],
+        *,
+        # A bounded default keeps a broken test from hanging until pytest-timeout.
+        timeout: float | None = 10.0,  # noqa: ASYNC109
+    ) -> None:
+        """Wait until ``predicate(fake)`` holds, re-checking it after every state change.
+
+        Every request, transition and webhook outcome counts as a change.
+
+        Raises:
+            TimeoutError: *timeout* seconds passed first (None waits forever).
+        """
+        with anyio.fail_after(timeout):
+            await self._book.wait_until(lambda: predicate(self))
