@@ -43,6 +43,7 @@ from ._errors import TaskError as TaskError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskNotFoundError as TaskNotFoundError
 from ._errors import TransportError as TransportError
+from ._images import ImageInput as ImageInput
 from ._job import Job as Job
 from ._limiter import LimiterStatistics as LimiterStatistics
 from ._models import AccountStatus as AccountStatus
@@ -74,6 +75,7 @@ __all__ = [
     "ContentRejectedError",
     "FailedReason",
     "FileTooLargeError",
+    "ImageInput",
     "InsufficientBalanceError",
     "InvalidParametersError",
     "Job",

@@ -16,7 +16,9 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 __all__ = [
+    "DEFAULT_MODEL",
     "ENDPOINTS",
+    "MODELS",
     "EndpointSpec",
     "ParamSpec",
     "Violation",
@@ -256,6 +258,47 @@ ENDPOINTS: Mapping[str, EndpointSpec] = {spec.path: spec for spec in _TABLE}
 """Every catalogued endpoint, by path (below ``/openapi/v2/``)."""
 
 _BY_NAME: Mapping[str, str] = {spec.name: spec.path for spec in _TABLE}
+
+MODELS: Mapping[str, tuple[str, str]] = {
+    "nano-banana-pro": ("rhart-image-n-pro/text-to-image", "rhart-image-n-pro/edit"),
+    "nano-banana-pro-official": (
+        "rhart-image-n-pro-official/text-to-image",
+        "rhart-image-n-pro-official/edit",
+    ),
+    "nano-banana-pro-ultra": (
+        "rhart-image-n-pro-official/text-to-image-ultra",
+        "rhart-image-n-pro-official/edit-ultra",
+    ),
+    "nano-banana2": (
+        "rhart-image-n-g31-flash/text-to-image",
+        "rhart-image-n-g31-flash/image-to-image",
+    ),
+    "nano-banana2-official": (
+        "rhart-image-n-g31-flash-official/text-to-image",
+        "rhart-image-n-g31-flash-official/image-to-image",
+    ),
+    "nano-banana": ("rhart-image-v1/text-to-image", "rhart-image-v1/edit"),
+    "nano-banana-official": (
+        "rhart-image-v1-official/text-to-image",
+        "rhart-image-v1-official/edit",
+    ),
+    "nano-banana2-lite": (
+        "rhart-image-n-g31-flash-lite/text-to-image",
+        "rhart-image-n-g31-flash-lite/image-to-image",
+    ),
+    "nano-banana2-lite-official": (
+        "rhart-image-n-g31-flash-lite-official/text-to-image",
+        "rhart-image-n-g31-flash-lite-official/image-to-image",
+    ),
+}
+"""The image helpers' model names: name -> (text-to-image path, edit path).
+
+A bare name is the low-price channel; ``-official`` is the official-stable one.
+Every path is in `ENDPOINTS`, so every helper call is validated.
+"""
+
+DEFAULT_MODEL = "nano-banana-pro"
+"""The model the image helpers use when none is named."""
 
 
 def _normalise(endpoint: str) -> str:

@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import json
 import logging
 import os
+import pathlib
 import random
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, BinaryIO, Literal, Self
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 import attrs
 
-from . import _catalog
+from . import _catalog, _downloads, _images, _uploads
 from ._config import PollPolicy, RetryPolicy, Timeouts
 from ._errors import (
     RETRYABLE_SUBMIT_CODES,
@@ -30,15 +39,18 @@ from ._errors import (
     SubmitOutcomeUnknownError,
     TransportError,
 )
+from ._images import ImageInput
 from ._job import Job
 from ._limiter import Limiter, LimiterStatistics, SlotWindow, TokenBucket
 from ._models import (
     AccountStatus,
     BatchItem,
     JobResult,
+    Output,
     QueueStatus,
     TaskSnapshot,
     TaskStatus,
+    UploadedFile,
 )
 from ._poller import Poller, PollerStatistics, Tracked
 from ._transport import Transport
@@ -184,6 +196,7 @@ class RunningHub:
         self._tg: anyio.abc.TaskGroup | None = None
         self._submits_sent = 0
         self._submits_accepted = 0
+        self._uploads = _uploads.UploadCache()
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -456,6 +469,32 @@ class RunningHub:
         transport, _, _ = self._open()
         return await transport.query(str(task_id))
 
+    def handle_webhook(self, payload: Mapping[str, Any] | str | bytes) -> bool:
+        """Take a RunningHub ``TASK_END`` callback as the signal to check that task now.
+
+        Pass the JSON body your webhook endpoint received.  RunningHub does not sign
+        callbacks, so the payload is only a hint: one query confirms the outcome
+        before any waiter sees it, and a forged callback cannot inject a result.
+
+        Returns:
+            True when the task is one this client follows.
+
+        Raises:
+            ValueError: *payload* is not a TASK_END callback.
+        """
+        _, poller, _ = self._open()
+        if isinstance(payload, str | bytes):
+            try:
+                payload = json.loads(payload)
+            except ValueError as exc:
+                raise ValueError("webhook payload is not JSON") from exc
+        if not isinstance(payload, Mapping) or payload.get("event") != "TASK_END":
+            raise ValueError("not a RunningHub TASK_END callback")
+        task_id = str(payload.get("taskId") or "")
+        if not task_id.isdigit():
+            raise ValueError(f"webhook payload has no valid taskId: {task_id!r}")
+        return poller.poke(task_id)
+
     async def _cancel(self, tracked: Tracked) -> bool:
         transport, poller, _ = self._open()
         if tracked.outcome is not None:
@@ -485,13 +524,15 @@ class RunningHub:
         params: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
         *,
         window: int | None = None,
-    ) -> AsyncIterator[BatchItem]:
+    ) -> AsyncGenerator[BatchItem, None]:
         """Run one job per params, yielding each as it ends, in completion order.
 
         *params* is pulled lazily: at most *window* items (default: the client's
         ``max_in_flight``) are taken from it and not yet handed back, so an
         iterator of a million params costs the memory of a window.  One failing
-        item never stops the batch: it comes back with ``error`` set.
+        item never stops the batch: it comes back with ``error`` set.  Breaking
+        out of the loop stops the batch (``aclose()`` it, or use
+        ``contextlib.aclosing``, to stop it at once rather than when collected).
 
         Raises:
             ClientClosedError: the client is not open.
@@ -557,6 +598,229 @@ class RunningHub:
                 await send.send(item)
         finally:
             window.release()
+
+    # -- images and files ---------------------------------------------------------------
+
+    async def upload(
+        self,
+        source: os.PathLike[str] | bytes | BinaryIO,
+        *,
+        filename: str | None = None,
+        max_bytes: int = _uploads.MAX_UPLOAD_BYTES,
+    ) -> UploadedFile:
+        """Upload a local file through ``/openapi/v2/media/upload/binary``.
+
+        The file is streamed, not read into memory, and its size is checked
+        before anything is sent.  The same content is uploaded once per client
+        (also when several calls ask at once): later calls get the same
+        `UploadedFile`, whose ``download_url`` stays valid about a day.
+
+        Args:
+            source: a path (``pathlib.Path``), the bytes, or a binary file object
+                (read from its current position).  A ``str`` is refused: it is
+                too easily a URL taken for a path.
+            filename: the name to send; default the file's own name, else one
+                derived from the content's type.
+            max_bytes: the largest file to send (default 30 MB).
+
+        Returns:
+            The upload: ``download_url`` for image params, ``file_name`` for
+            workflow nodes, ``size`` in bytes.
+
+        Raises:
+            FileTooLargeError: the file is over *max_bytes* (nothing sent), or
+                RunningHub found it too large.
+            InvalidParametersError: the file is empty, or RunningHub refused it.
+            TypeError: *source* is not a path, bytes or a binary file object.
+            OSError: the file cannot be read.
+            APIError, TransportError: the upload failed (after retries).
+            ClientClosedError: the client is not open.
+        """
+        transport, _, _ = self._open()
+        local = await _uploads.inspect_local(source, filename=filename, read_limit=max_bytes)
+        return await _uploads.upload_local(transport, self._uploads, local, max_bytes=max_bytes)
+
+    async def submit_text_to_image(
+        self,
+        prompt: str,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        webhook_url: str | None = None,
+    ) -> Job:
+        """Submit a nano-banana text-to-image job and return its handle.
+
+        Args:
+            prompt: what to draw.
+            model: one of ``"nano-banana-pro"`` (low-price channel),
+                ``"nano-banana-pro-official"``, ``"nano-banana-pro-ultra"``,
+                ``"nano-banana2"``, ``"nano-banana2-official"``, ``"nano-banana"``,
+                ``"nano-banana-official"``, ``"nano-banana2-lite"``,
+                ``"nano-banana2-lite-official"``.
+            aspect_ratio: e.g. ``"16:9"``; None for the model's default.
+            resolution: ``"1k"``, ``"2k"``, ``"4k"`` (ultra: ``"4k"``, ``"8k"``);
+                None for the default (1k; ultra 8k).  nano-banana v1 and lite
+                have no resolution.
+            webhook_url: a URL RunningHub calls when the task ends.
+
+        Raises:
+            ValueError: unknown *model* (the message lists the models).
+            InvalidParametersError: a value the model does not allow; ``field``,
+                ``value`` and ``allowed`` say which.  Nothing was sent.
+            Everything ``submit`` raises.
+        """
+        self._open()
+        path, body = _images.image_params(
+            "text-to-image",
+            prompt,
+            model=model,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution,
+            validate=self._validate,
+        )
+        return await self.submit(path, body, webhook_url=webhook_url)
+
+    async def text_to_image(
+        self,
+        prompt: str,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+    ) -> JobResult:
+        """Generate an image from *prompt* and wait for it (``submit_text_to_image`` + ``wait``).
+
+        Raises:
+            Everything ``submit_text_to_image`` and ``Job.wait`` raise.
+        """
+        job = await self.submit_text_to_image(
+            prompt, model=model, aspect_ratio=aspect_ratio, resolution=resolution
+        )
+        return await job.wait()
+
+    async def submit_edit_image(
+        self,
+        prompt: str,
+        images: Sequence[ImageInput],
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        webhook_url: str | None = None,
+    ) -> Job:
+        """Submit a nano-banana edit (image-to-image) job and return its handle.
+
+        Every argument is checked first, local files' sizes included; only then
+        are local files uploaded (once per distinct content) and replaced by
+        their URLs, and the job submitted.
+
+        Args:
+            prompt: what to do with the images.
+            images: http(s) URLs and ``data:`` URIs (sent as they are), and local
+                files as ``pathlib.Path``, bytes or binary file objects.
+            model: as for ``submit_text_to_image``.
+            aspect_ratio: e.g. ``"16:9"``; None for the model's default (for most
+                models, the input image's shape).
+            resolution: as for ``submit_text_to_image``.
+            webhook_url: a URL RunningHub calls when the task ends.
+
+        Raises:
+            ValueError: unknown *model* (the message lists the models).
+            InvalidParametersError: a value the model does not allow, too many
+                images, or a str image that is not a URL; nothing was uploaded.
+            FileTooLargeError: an image is over the model's per-image limit
+                (``field`` ``imageUrls[i]``); nothing was uploaded.
+            TypeError: *images* is not a list of images.
+            OSError: a local file cannot be read.
+            Everything ``upload`` and ``submit`` raise.
+        """
+        transport, _, _ = self._open()
+        path = _images.endpoint_for("edit", model)
+        inputs = _images.check_images(images, path)
+
+        def params(
+            urls: Sequence[str], sizes: Mapping[str, int] | None = None
+        ) -> tuple[str, dict[str, Any]]:
+            return _images.image_params(
+                "edit",
+                prompt,
+                model=model,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                image_urls=urls,
+                image_sizes=sizes,
+                validate=self._validate,
+            )
+
+        # Cheap checks before any file is touched, then sizes before any upload.
+        params([_images.image_label(image) for image in inputs])
+        sources = await _uploads.inspect_images(inputs)
+        labels = [s if isinstance(s, str) else s.label for s in sources]
+        params(labels, _uploads.known_sizes(sources))
+        urls = await _uploads.upload_images(transport, self._uploads, sources)
+        path, body = params(urls)
+        return await self.submit(path, body, webhook_url=webhook_url)
+
+    async def edit_image(
+        self,
+        prompt: str,
+        images: Sequence[ImageInput],
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+    ) -> JobResult:
+        """Edit *images* as *prompt* says and wait for the result.
+
+        ``submit_edit_image`` then ``Job.wait``.
+
+        Raises:
+            Everything ``submit_edit_image`` and ``Job.wait`` raise.
+        """
+        job = await self.submit_edit_image(
+            prompt, images, model=model, aspect_ratio=aspect_ratio, resolution=resolution
+        )
+        return await job.wait()
+
+    async def download(
+        self,
+        source: JobResult | Output | Iterable[JobResult | Output],
+        dest_dir: str | os.PathLike[str],
+        *,
+        concurrency: int = 4,
+    ) -> list[pathlib.Path]:
+        """Download result files into *dest_dir* (created if missing).
+
+        Each file is streamed to ``<name>.part`` and renamed when complete.
+        Outputs of a `JobResult` are named ``<task_id>_<n>.<ext>``; a bare
+        `Output` after the last segment of its URL, sanitised (never a path
+        outside *dest_dir*).  An existing file is never replaced: the new one
+        gets ``-1``, ``-2``, ... before its extension.  Downloads go through a
+        separate HTTP session that never carries the API key, *concurrency* at a
+        time, and do not hold job slots.
+
+        Args:
+            source: a result, an output, or an iterable of them; outputs without
+                a URL (text outputs) are skipped.
+            dest_dir: the directory to write to.
+            concurrency: downloads at once.
+
+        Returns:
+            One path per output with a URL, in order.
+
+        Raises:
+            APIError: the file host answered with an HTTP error (an expired URL).
+            TransportError: the connection failed or broke mid-file.  The other
+                downloads are cancelled, and no partial file is left behind
+                (files already complete stay).
+            OSError: *dest_dir* cannot be written.
+            TypeError, ValueError: *source* holds something else, or a URL is not http(s).
+            ClientClosedError: the client is not open.
+        """
+        transport, _, _ = self._open()
+        plan = _downloads.plan_downloads(source)
+        return await _downloads.download_outputs(transport, plan, dest_dir, concurrency=concurrency)
 
     # -- account ----------------------------------------------------------------------
 

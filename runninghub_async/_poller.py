@@ -212,6 +212,16 @@ class Poller:
         """A waiter left (got its answer, or was cancelled)."""
         tracked.waiters -= 1
 
+    def poke(self, task_id: str) -> bool:
+        """Check *task_id* at once (a webhook said it ended); False if it is not followed."""
+        tracked = self._tracked.get(task_id)
+        if tracked is None:
+            return False
+        if not tracked.querying:
+            tracked.low_priority = False
+            self._schedule(tracked, 0.0)
+        return True
+
     def resolve(self, snapshot: TaskSnapshot) -> bool:
         """Resolve a tracked task from a snapshot obtained elsewhere (a webhook, a submit).
 

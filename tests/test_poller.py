@@ -65,8 +65,8 @@ async def test_cadence_is_learned_per_endpoint(make_client: ClientFactory) -> No
             first = [i async for i in client.run_many(T2I, [params(i) for i in range(5)])]
             later = [i async for i in client.run_many(T2I, [params(i) for i in range(5, 15)])]
         per_task = fake.stats.queries_per_task
-    cold = sum(per_task[i.task_id] for i in first) / len(first)
-    warm = sum(per_task[i.task_id] for i in later) / len(later)
+    cold = sum(per_task[str(i.task_id)] for i in first) / len(first)
+    warm = sum(per_task[str(i.task_id)] for i in later) / len(later)
     assert all(i.ok for i in first + later)
     assert warm < cold / 2, (cold, warm)
 
@@ -113,5 +113,6 @@ async def test_one_poller_task_for_many_jobs(manual: FakeRunningHub) -> None:
                 tg.start_soon(client.submit, T2I, params(i))
         await anyio.wait_all_tasks_blocked()
         assert client.statistics().outstanding == 200
-        ours = [t.name for t in anyio.get_running_tasks() if t.name.startswith("runninghub_async.")]
+        names = [t.name or "" for t in anyio.get_running_tasks()]
+        ours = [name for name in names if name.startswith("runninghub_async.")]
         assert ours == ["runninghub_async._poller.Poller.run"]

@@ -24,7 +24,7 @@ from runninghub_async._wire import make_converter
 conv = make_converter()
 
 # The documented examples of runninghub-api.md, verbatim.
-SUCCESS = {
+SUCCESS: dict[str, Any] = {
     "taskId": "2013508786110730241",
     "status": "SUCCESS",
     "errorCode": "",
@@ -47,7 +47,7 @@ SUCCESS = {
     "clientId": "",
     "promptTips": "",
 }
-NOT_FOUND = {
+NOT_FOUND: dict[str, Any] = {
     "taskId": "2100773838112505858",
     "status": "",
     "errorCode": "1004",
@@ -56,7 +56,7 @@ NOT_FOUND = {
     "failedReason": {},
     "usage": None,
 }
-FAILED = {
+FAILED: dict[str, Any] = {
     "taskId": "1904163390028185602",
     "status": "FAILED",
     "errorCode": "1000",

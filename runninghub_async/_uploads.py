@@ -1,0 +1,447 @@
+"""Uploads of local images: streamed, size-checked before sending, content-addressed.
+
+Uploads stream from the file (never reading it whole into memory on the loop),
+check its size before anything is sent, and are content-addressed: a client
+uploads the same bytes once, even when several calls ask at the same moment.
+File I/O goes through anyio (worker threads), so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import pathlib
+import stat
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, BinaryIO, Final, cast
+
+import aiohttp
+import aiohttp.abc
+import aiohttp.payload
+import anyio
+import attrs
+
+from ._errors import FileTooLargeError, InvalidParametersError
+from ._gather import run_all
+from ._images import data_uri_size, image_label
+from ._models import UploadedFile
+from ._transport import Transport
+
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "UPLOAD_PATH",
+    "LocalFile",
+    "UploadCache",
+    "inspect_images",
+    "inspect_local",
+    "known_sizes",
+    "upload_images",
+    "upload_local",
+]
+
+MB: Final = 1024 * 1024
+UPLOAD_PATH: Final = "/openapi/v2/media/upload/binary"
+MAX_UPLOAD_BYTES: Final = 30 * MB
+"""The largest file ``upload()`` sends by default: the documented legacy limit, as
+the new endpoint's own limit is unknown (runninghub-api.md section 4.1)."""
+
+# An upload's download_url is documented valid for one day; reusing it for half
+# that leaves a queued job plenty of time to fetch it.
+UPLOAD_REUSE_SECONDS: Final = 12 * 3600.0
+# Hashing small byte strings on the loop is cheaper than a thread hop.
+_INLINE_HASH_BYTES: Final = 1 * MB
+_CHUNK: Final = 256 * 1024
+_UPLOAD_CONCURRENCY: Final = 4
+
+_MAGIC: Final = (
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpg"),
+    (b"GIF8", "gif"),
+)
+
+
+# -- local sources -----------------------------------------------------------------
+
+
+@attrs.frozen
+class LocalFile:
+    """A local input, measured but not read: where its bytes come from and how many.
+
+    Exactly one of ``path``, ``data`` and ``stream`` is set; a stream is read
+    from ``start`` on.
+    """
+
+    label: str
+    size: int
+    filename: str | None = None
+    path: pathlib.Path | None = None
+    data: bytes | None = None
+    stream: BinaryIO | None = attrs.field(default=None, eq=False)
+    start: int = 0
+
+
+async def inspect_local(
+    source: os.PathLike[str] | bytes | BinaryIO,
+    *,
+    filename: str | None = None,
+    read_limit: int = MAX_UPLOAD_BYTES,
+) -> LocalFile:
+    """Measure a local source without reading its content (a path is only stat'ed).
+
+    A stream that cannot seek is read into memory, at most ``read_limit + 1``
+    bytes: enough to know whether it is too large.
+
+    Raises:
+        TypeError: *source* is not a path, bytes or a binary file object (a str
+            is refused: pass ``pathlib.Path(...)`` for a local file).
+        ValueError: a path that is not a regular file.
+        OSError: the file cannot be read.
+    """
+    label = image_label(source)
+    if isinstance(source, bytes | bytearray | memoryview):
+        data = source if isinstance(source, bytes) else bytes(source)
+        return LocalFile(label, len(data), filename, data=data)
+    if isinstance(source, str):
+        raise TypeError(
+            f"a str is not a local file: pass pathlib.Path({source!r}) to upload it, "
+            "or an http(s) URL where a URL is accepted"
+        )
+    if isinstance(source, os.PathLike):
+        path = pathlib.Path(os.fsdecode(os.fspath(source)))
+        info = await anyio.Path(path).stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"not a regular file: {str(path)!r}")
+        return LocalFile(label, info.st_size, filename or path.name, path=path)
+    if isinstance(cast("object", source), io.TextIOBase):
+        raise TypeError("the file object must be opened in binary mode ('rb')")
+    if callable(getattr(source, "read", None)):
+        name = getattr(source, "name", None)
+        default = os.path.basename(name) if isinstance(name, str) else None
+        start, size, content = await anyio.to_thread.run_sync(_measure_stream, source, read_limit)
+        if content is not None:
+            return LocalFile(label, len(content), filename or default, data=content)
+        return LocalFile(label, size, filename or default, stream=source, start=start)
+    raise TypeError(f"expected a path, bytes or a binary file object, got {type(source).__name__}")
+
+
+def _measure_stream(stream: BinaryIO, read_limit: int) -> tuple[int, int, bytes | None]:
+    """(start, size, None) for a seekable stream; (0, 0, content) for one that is not."""
+    try:
+        if stream.seekable():
+            start = stream.tell()
+            end = stream.seek(0, io.SEEK_END)
+            stream.seek(start)
+            return start, end - start, None
+    except (OSError, AttributeError, ValueError):
+        pass
+    # Not seekable (a pipe, a socket): buffer it, but never more than the limit allows.
+    chunks: list[bytes] = []
+    total = 0
+    while total <= read_limit:
+        chunk = stream.read(min(_CHUNK, read_limit + 1 - total))
+        if not chunk:
+            break
+        if not isinstance(chunk, bytes | bytearray):
+            raise TypeError("the file object must be opened in binary mode ('rb')")
+        chunks.append(bytes(chunk))
+        total += len(chunk)
+    return 0, 0, b"".join(chunks)
+
+
+async def inspect_images(images: Sequence[Any]) -> list[str | LocalFile]:
+    """Each image as a URL (kept) or a measured `LocalFile`, in order.
+
+    Raises:
+        TypeError, ValueError, OSError: as `inspect_local`.
+    """
+    return [image if isinstance(image, str) else await inspect_local(image) for image in images]
+
+
+def known_sizes(sources: Sequence[str | LocalFile]) -> dict[str, int]:
+    """Sizes in bytes by label (or data URI) of the sources whose size is known."""
+    sizes: dict[str, int] = {}
+    for source in sources:
+        if isinstance(source, LocalFile):
+            sizes[source.label] = source.size
+        elif (size := data_uri_size(source)) is not None:
+            sizes[source] = size
+    return sizes
+
+
+# -- hashing and streaming ---------------------------------------------------------
+
+
+class _Reader:
+    """Reads of one open file at explicit offsets, one at a time (worker threads only).
+
+    aiohttp writes a request body in a task of its own and cancels it natively
+    when the connection fails, which can leave a read running in a worker
+    thread.  Reading at explicit offsets under a lock means such a stray read
+    never moves the position of the next attempt; opening and closing the file
+    here, in the upload's own scope, means a cancelled body write never leaks it.
+    """
+
+    def __init__(self, file: BinaryIO, *, owned: bool) -> None:
+        self._file = file
+        self._owned = owned
+        self._lock = threading.Lock()
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(size)
+
+    def close(self) -> None:
+        if self._owned:
+            with self._lock:
+                self._file.close()
+
+
+def _open_binary(path: pathlib.Path) -> BinaryIO:
+    return path.open("rb")
+
+
+@contextlib.asynccontextmanager
+async def _reader(local: LocalFile) -> AsyncIterator[_Reader | None]:
+    """A `_Reader` of *local* for as long as the upload needs it (None for bytes)."""
+    if local.data is not None:
+        yield None
+        return
+    if local.path is not None:
+        reader = _Reader(await anyio.to_thread.run_sync(_open_binary, local.path), owned=True)
+    else:
+        assert local.stream is not None
+        reader = _Reader(local.stream, owned=False)
+    try:
+        yield reader
+    finally:
+        try:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(reader.close)
+        except BaseException:
+            # Cancelled natively before a thread took the close: close it here
+            # rather than leak it (closing a read-only file does not wait on I/O).
+            reader.close()
+            raise
+
+
+async def _digest(local: LocalFile, reader: _Reader | None) -> tuple[str, bytes]:
+    """The sha256 hex digest of *local*'s content, and its first bytes (to sniff its type)."""
+    if local.data is not None:
+        if len(local.data) <= _INLINE_HASH_BYTES:
+            return hashlib.sha256(local.data).hexdigest(), local.data[:16]
+        return await anyio.to_thread.run_sync(_hash_bytes, local.data)
+    assert reader is not None
+    return await anyio.to_thread.run_sync(_hash_file, local, reader)
+
+
+def _hash_bytes(data: bytes) -> tuple[str, bytes]:
+    return hashlib.sha256(data).hexdigest(), data[:16]
+
+
+def _hash_file(local: LocalFile, reader: _Reader) -> tuple[str, bytes]:
+    digest = hashlib.sha256()
+    head = b""
+    offset = 0
+    while offset < local.size:
+        chunk = reader.read_at(local.start + offset, min(_CHUNK, local.size - offset))
+        if not chunk:
+            raise ValueError(f"{local.label} got shorter while it was being read")
+        if not head:
+            head = chunk[:16]
+        digest.update(chunk)
+        offset += len(chunk)
+    return digest.hexdigest(), head
+
+
+class _LocalPayload(aiohttp.payload.Payload):
+    """A multipart part streamed from a `LocalFile`, with its size known up front.
+
+    The size makes the request carry a Content-Length (some servers refuse
+    chunked uploads); the content is read chunk by chunk as the socket takes it.
+    """
+
+    def __init__(self, local: LocalFile, reader: _Reader | None, filename: str) -> None:
+        super().__init__(local, filename=filename)
+        self._local = local
+        self._reader = reader
+
+    @property
+    def size(self) -> int:
+        return self._local.size
+
+    @property
+    def autoclose(self) -> bool:
+        # The file belongs to the upload's scope, which closes it; nothing here to close.
+        return True
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a streamed upload cannot be decoded")
+
+    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
+        local = self._local
+        if local.data is not None:
+            for offset in range(0, len(local.data), _CHUNK):
+                await writer.write(local.data[offset : offset + _CHUNK])
+            return
+        assert self._reader is not None
+        offset = 0
+        while offset < local.size:
+            chunk = await anyio.to_thread.run_sync(
+                self._reader.read_at, local.start + offset, min(_CHUNK, local.size - offset)
+            )
+            if not chunk:
+                raise OSError(f"{local.label} got shorter while it was being uploaded")
+            await writer.write(chunk)
+            offset += len(chunk)
+
+
+def _form(local: LocalFile, reader: _Reader | None, filename: str) -> aiohttp.MultipartWriter:
+    """A fresh ``multipart/form-data`` body with the single field ``file``."""
+    payload = _LocalPayload(local, reader, filename)
+    payload.set_content_disposition("form-data", name="file", filename=filename)
+    writer = aiohttp.MultipartWriter("form-data")
+    writer.append_payload(payload)
+    return writer
+
+
+def _upload_name(local: LocalFile, digest: str, head: bytes) -> str:
+    """The file name to send: the given or file's own name, else one from its content."""
+    if local.filename:
+        return local.filename
+    ext = next((ext for magic, ext in _MAGIC if head.startswith(magic)), None)
+    if ext is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        ext = "webp"
+    return f"{digest[:16]}.{ext or 'bin'}"
+
+
+# -- the upload cache ----------------------------------------------------------------
+
+
+class UploadCache:
+    """What a client uploaded, by content hash: the same bytes are uploaded once.
+
+    Concurrent uploads of the same content share one request: the first caller
+    uploads, the others wait for it.  If that upload fails or is cancelled, a
+    waiter takes over (it never inherits another caller's cancellation).
+    Entries are reused for `UPLOAD_REUSE_SECONDS`, well inside the one day
+    RunningHub keeps an upload's URL valid.
+    """
+
+    def __init__(self, reuse_seconds: float = UPLOAD_REUSE_SECONDS) -> None:
+        self._reuse_seconds = reuse_seconds
+        self._done: dict[str, tuple[float, UploadedFile]] = {}
+        self._pending: dict[str, anyio.Event] = {}
+
+    def _fresh(self, digest: str, now: float) -> UploadedFile | None:
+        entry = self._done.get(digest)
+        if entry is None:
+            return None
+        if now - entry[0] >= self._reuse_seconds:
+            del self._done[digest]
+            return None
+        return entry[1]
+
+    async def get_or_upload(
+        self, digest: str, upload: Callable[[], Awaitable[UploadedFile]]
+    ) -> UploadedFile:
+        """The upload of content *digest*: cached, awaited from another caller, or done now."""
+        while True:
+            hit = self._fresh(digest, anyio.current_time())
+            if hit is not None:
+                return hit
+            pending = self._pending.get(digest)
+            if pending is None:
+                break
+            await pending.wait()
+        # No await since the checks above: this caller is now the only uploader.
+        event = self._pending[digest] = anyio.Event()
+        try:
+            uploaded = await upload()
+            now = anyio.current_time()
+            self._done[digest] = (now, uploaded)
+            self._prune(now)
+            return uploaded
+        finally:
+            del self._pending[digest]
+            event.set()
+
+    def _prune(self, now: float) -> None:
+        stale = [d for d, (at, _) in self._done.items() if now - at >= self._reuse_seconds]
+        for digest in stale:
+            del self._done[digest]
+
+
+# -- uploads -------------------------------------------------------------------------
+
+
+async def upload_local(
+    transport: Transport,
+    cache: UploadCache,
+    local: LocalFile,
+    *,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    field: str = "file",
+) -> UploadedFile:
+    """Upload *local* unless this client already did (by content), and return the upload.
+
+    Raises:
+        FileTooLargeError: *local* is over *max_bytes*; nothing was sent.
+        InvalidParametersError: *local* is empty (nothing sent), or RunningHub refused it.
+        APIError, TransportError: the upload failed (transient failures are retried).
+    """
+    if local.size > max_bytes:
+        allowed = f"at most {max_bytes} bytes ({max_bytes / MB:g} MB)"
+        raise FileTooLargeError(
+            "local",
+            f"{field}={local.label} is {local.size} bytes; allowed: {allowed}",
+            endpoint=UPLOAD_PATH,
+            field=field,
+            value=local.label,
+            allowed=allowed,
+        )
+    if local.size == 0:
+        raise InvalidParametersError(
+            "local",
+            f"{field}={local.label} is empty",
+            endpoint=UPLOAD_PATH,
+            field=field,
+            value=local.label,
+            allowed="a non-empty file",
+        )
+    async with _reader(local) as reader:
+        digest, head = await _digest(local, reader)
+        filename = _upload_name(local, digest, head)
+
+        async def send() -> UploadedFile:
+            data = await transport.envelope(
+                "POST", UPLOAD_PATH, body_factory=lambda: _form(local, reader, filename)
+            )
+            return transport.structure(data, UploadedFile, UPLOAD_PATH)
+
+        return await cache.get_or_upload(digest, send)
+
+
+async def upload_images(
+    transport: Transport, cache: UploadCache, sources: Sequence[str | LocalFile]
+) -> list[str]:
+    """*sources* as URLs: URLs as they are, local files uploaded (a few at a time).
+
+    Raises:
+        FileTooLargeError: a file is over `MAX_UPLOAD_BYTES` (field ``imageUrls[i]``).
+        APIError, TransportError: an upload failed; the others were cancelled.
+    """
+    urls = [s if isinstance(s, str) else "" for s in sources]
+    pending = [i for i, s in enumerate(sources) if isinstance(s, LocalFile)]
+
+    async def one(index: int) -> None:
+        local = sources[index]
+        assert isinstance(local, LocalFile)
+        uploaded = await upload_local(transport, cache, local, field=f"imageUrls[{index}]")
+        urls[index] = uploaded.download_url
+
+    await run_all(pending, one, limit=_UPLOAD_CONCURRENCY)
+    return urls
