@@ -47,8 +47,8 @@ Clock = Callable[[], float]
 Query = Callable[[str], Awaitable[TaskSnapshot]]
 RemoteCancel = Callable[[str], Awaitable[None]]
 
-# Below this many finished jobs an endpoint's durations are not trusted yet.
-_MIN_SAMPLES = 3
+# Below this many successful jobs an endpoint's durations are not trusted yet.
+_MIN_SAMPLES = 2
 # The first check comes at this quantile of learned durations; checks stay dense up to _DENSE_UNTIL.
 _FIRST_CHECK = 0.1
 _DENSE_UNTIL = 0.9
@@ -328,8 +328,9 @@ class Poller:
         elapsed = self._clock() - tracked.submitted_at
         learned = self._durations.quantiles(tracked.endpoint)
         if learned is None:
-            # Nothing known: check at a fixed fraction of the time waited so far.
-            base = elapsed * policy.interval_fraction * 2
+            # Nothing known yet: each check at `backoff` times the age of the last one,
+            # so a job of any length costs a few checks until its peers teach us more.
+            base = elapsed * (policy.backoff - 1)
         else:
             _, typical, dense_until = learned
             base = typical * policy.interval_fraction
@@ -368,7 +369,8 @@ class Poller:
         if self._tracked.get(tracked.task_id) is tracked:
             del self._tracked[tracked.task_id]
         self._resolved += 1
-        if isinstance(outcome, JobResult | TaskFailedError):
+        if isinstance(outcome, JobResult):
+            # Failures can be much faster (a moderation refusal): learn from successes only.
             self._learn(tracked)
         on_done, tracked.on_done = tracked.on_done, None
         if on_done is not None:
