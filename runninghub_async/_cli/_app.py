@@ -1,0 +1,377 @@
+"""``runninghub-async``: argument parsing, choosing where calls go, and the one place errors print.
+
+Exit statuses: 0 success; 1 an error, or a batch with failed items; 2 bad
+arguments (argparse's convention); 130 Ctrl-C (143 SIGTERM).  Errors print one
+line, ``error: <message>``, on stderr, never a traceback and never the API key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import anyio
+
+from .. import RunningHubError, __version__, _catalog
+from .._images import is_image_url
+from ._backend import ClientOptions, MissingKeyError, Target, resolve_target
+from ._batch import BatchRequest, run_batch
+from ._commands import GenerateRequest, image_inputs, run_account, run_generate, run_status
+from ._demo import DemoRequest, run_demo
+from ._inputs import RequestBuilder
+from ._stop import Interrupted, Stop, can_watch_signals, watch_signals
+
+__all__ = ["build_parser", "main"]
+
+Command = Callable[[Stop], Awaitable[int]]
+
+_DEMO_OUTPUT = os.path.join("runninghub-out", "demo")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _in_flight(text: str) -> int | str:
+    if text == "auto":
+        return "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f'expected a whole number >= 1 or "auto", got {text!r}'
+        ) from None
+
+
+def _task_id(text: str) -> str:
+    value = text.strip()
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"a task id is all digits, got {text!r}")
+    return value
+
+
+def _add_image_options(parser: argparse.ArgumentParser) -> None:
+    models = list(_catalog.MODELS)
+    parser.add_argument(
+        "--model",
+        choices=models,
+        default=_catalog.DEFAULT_MODEL,
+        metavar="M",
+        help=f"one of: {', '.join(models)} (default: %(default)s)",
+    )
+    parser.add_argument("--aspect-ratio", metavar="R", help="e.g. 16:9 (default: the model's own)")
+    parser.add_argument(
+        "--resolution", metavar="S", help="1k, 2k or 4k; ultra: 4k or 8k (default: the model's)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``runninghub-async``."""
+    return _parsers()[0]
+
+
+def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser, and each command's own parser (whose ``error`` names the command)."""
+    common = argparse.ArgumentParser(add_help=False)
+    where = common.add_argument_group("where calls go")
+    exclusive = where.add_mutually_exclusive_group()
+    exclusive.add_argument(
+        "--fake",
+        action="store_true",
+        help="use the embedded fake RunningHub (no key needed, nothing is spent)",
+    )
+    exclusive.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the API's base URL (default: $RUNNINGHUB_BASE_URL, else https://www.runninghub.ai)",
+    )
+    # Multiplies the fake world's durations and the client's poll cadence; tests run fast.
+    common.add_argument("--time-scale", type=_positive_float, default=1.0, help=argparse.SUPPRESS)
+
+    parser = argparse.ArgumentParser(
+        prog="runninghub-async",
+        description=(
+            "Generate images on RunningHub from the command line. Uses the real API when "
+            "RUNNINGHUB_API_KEY is set; --fake uses an embedded fake server instead."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="many images on the embedded fake, with live progress and a summary",
+        description=(
+            "Generate N images on the embedded fake RunningHub (used when RUNNINGHUB_API_KEY "
+            "is not set, or with --fake), download them, and summarise the run."
+        ),
+    )
+    demo.add_argument(
+        "-n",
+        "--count",
+        type=_positive_int,
+        default=200,
+        metavar="N",
+        help="images to generate (default: %(default)s)",
+    )
+    demo.add_argument(
+        "-o",
+        "--output",
+        default=_DEMO_OUTPUT,
+        metavar="DIR",
+        help="where the images go (default: %(default)s)",
+    )
+    demo.add_argument(
+        "--real", action="store_true", help="run it on your RunningHub account (spends money)"
+    )
+
+    generate = commands.add_parser(
+        "generate",
+        parents=[common],
+        help="one image: prints the task id at once, then downloads the result",
+        description="Submit one text-to-image job (or an edit, with --image) and download it.",
+    )
+    generate.add_argument("prompt", metavar="PROMPT")
+    _add_image_options(generate)
+    generate.add_argument(
+        "--image",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="PATH_OR_URL",
+        help="input image(s) to edit: local files (uploaded first) or http(s)/data: URLs",
+    )
+    generate.add_argument("-o", "--output", required=True, metavar="DIR", help="where the files go")
+
+    batch = commands.add_parser(
+        "batch",
+        parents=[common],
+        help="a file of prompts (or JSONL params); resumable after a crash or Ctrl-C",
+        description=(
+            "Run one job per line of FILE: a prompt per line, or a JSON object of params per "
+            'line (an optional "model" key picks the model; "imageUrls" makes it an edit). '
+            "Each task id is journaled in DIR before anything waits on it, so re-running the "
+            "same command resumes: submitted tasks are re-attached, finished items skipped."
+        ),
+    )
+    batch.add_argument("file", metavar="FILE")
+    batch.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="where the files, the journal and failures.jsonl go",
+    )
+    _add_image_options(batch)
+    batch.add_argument(
+        "--max-in-flight",
+        type=_in_flight,
+        default="auto",
+        metavar="N",
+        help='jobs in flight at once, or "auto": the key\'s limit (default)',
+    )
+    batch.add_argument(
+        "--rps",
+        type=_positive_float,
+        default=None,
+        metavar="R",
+        help="requests per second at most (default: 10)",
+    )
+    batch.add_argument(
+        "--resubmit-unknown",
+        action="store_true",
+        help="send again items whose earlier submit may have been accepted (may pay twice)",
+    )
+    batch.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="submit again items whose task failed on RunningHub in an earlier run",
+    )
+
+    status = commands.add_parser("status", parents=[common], help="one task's state")
+    status.add_argument("task_id", type=_task_id, metavar="TASK_ID")
+    account = commands.add_parser(
+        "account", parents=[common], help="balance and concurrency of the key"
+    )
+    subparsers = {
+        "demo": demo,
+        "generate": generate,
+        "batch": batch,
+        "status": status,
+        "account": account,
+    }
+    return parser, subparsers
+
+
+def _check_image_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *, edit: bool
+) -> None:
+    path = _catalog.MODELS[args.model][1 if edit else 0]
+    spec = _catalog.lookup(path)
+    if spec is None:  # pragma: no cover - every model's endpoints are catalogued
+        return
+    for option, name, value in (
+        ("--aspect-ratio", "aspectRatio", args.aspect_ratio),
+        ("--resolution", "resolution", args.resolution),
+    ):
+        if value is None:
+            continue
+        param = spec.param(name)
+        if param is None:
+            parser.error(f"argument {option}: {args.model} has no {option[2:]} setting; omit it")
+        elif value not in param.choices:
+            allowed = ", ".join(param.choices)
+            parser.error(
+                f"argument {option}: {value!r} is not allowed for {args.model}; allowed: {allowed}"
+            )
+
+
+def _target(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, env: Mapping[str, str]
+) -> Target:
+    demo = args.command == "demo"
+    if demo and env.get("RUNNINGHUB_API_KEY", "").strip() and not (args.fake or args.real):
+        parser.error(
+            f"RUNNINGHUB_API_KEY is set, so the demo would make {args.count} real images on "
+            "your account: pass --fake to use the embedded fake, or --real to spend the money"
+        )
+    return resolve_target(
+        fake=args.fake,
+        base_url=args.base_url,
+        env=env,
+        time_scale=args.time_scale,
+        fake_without_key=demo,
+    )
+
+
+def _prepare(
+    parsers: Mapping[str, argparse.ArgumentParser],
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+) -> Command:
+    """The command *args* ask for, checked, ready to run; exits 2 on bad arguments.
+
+    Raises:
+        MissingKeyError: the command needs a key and there is none (after the
+            arguments were found good).
+    """
+    parser = parsers[args.command]
+    if args.command == "generate":
+        _check_image_options(parser, args, edit=bool(args.image))
+        for value in args.image:
+            if not is_image_url(value) and not os.path.isfile(value):
+                parser.error(
+                    f"argument --image: no such file: {value!r} (give a local image file, "
+                    "or an http(s):// or data: URL)"
+                )
+    elif args.command == "batch":
+        _check_image_options(parser, args, edit=False)
+    target = _target(parser, args, env)
+    if args.command == "demo":
+        demo = DemoRequest(count=args.count, output=args.output)
+        return functools.partial(run_demo, target, demo)
+    if args.command == "generate":
+        generate = GenerateRequest(
+            prompt=args.prompt,
+            model=args.model,
+            aspect_ratio=args.aspect_ratio,
+            resolution=args.resolution,
+            images=tuple(image_inputs(args.image)),
+            output=args.output,
+        )
+        return functools.partial(run_generate, target, generate)
+    if args.command == "batch":
+        batch = BatchRequest(
+            file=args.file,
+            output=args.output,
+            builder=RequestBuilder(
+                model=args.model, aspect_ratio=args.aspect_ratio, resolution=args.resolution
+            ),
+            options=ClientOptions(max_in_flight=args.max_in_flight, requests_per_second=args.rps),
+            resubmit_unknown=args.resubmit_unknown,
+            retry_failed=args.retry_failed,
+        )
+        return functools.partial(run_batch, target, batch)
+    if args.command == "status":
+        return functools.partial(run_status, target, args.task_id)
+    return functools.partial(run_account, target)
+
+
+async def _run(command: Command) -> int:
+    stop = Stop()
+    if not can_watch_signals():
+        return await command(stop)
+    outcome: list[int] = []
+    error: list[Exception] = []
+    async with anyio.create_task_group() as tg:
+        await tg.start(watch_signals, stop)
+        try:
+            outcome.append(await command(stop))
+        except Exception as exc:  # kept out of the task group: it surfaces bare
+            error.append(exc)
+        tg.cancel_scope.cancel()
+    if error:
+        raise error[0]
+    return outcome[0]
+
+
+def _reportable(exc: BaseException) -> BaseException | None:
+    """The error to print for *exc*, or None for a bug (which keeps its traceback)."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = [_reportable(e) for e in exc.exceptions]
+        known = [leaf for leaf in leaves if leaf is not None]
+        return known[0] if known and len(known) == len(leaves) else None
+    if isinstance(exc, Interrupted | RunningHubError | OSError | ValueError | MissingKeyError):
+        return exc
+    return None
+
+
+def _error_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return "error: " + " ".join(text.split())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``runninghub-async`` with *argv* (default ``sys.argv[1:]``); the exit status."""
+    parser, subparsers = _parsers()
+    try:
+        args = parser.parse_args(argv)
+        command = _prepare(subparsers, args, os.environ)
+        return anyio.run(_run, command)
+    except SystemExit as exc:  # argparse: --help, --version, bad arguments
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except Interrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:  # Ctrl-C before the signal handlers were in place
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        leaf = _reportable(exc)
+        if leaf is None:
+            raise
+        if isinstance(leaf, Interrupted):
+            print(str(leaf), file=sys.stderr)
+            return leaf.status
+        print(_error_line(leaf), file=sys.stderr)
+        return 1

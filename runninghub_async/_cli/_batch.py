@@ -1,0 +1,168 @@
+"""The ``batch`` command: a file of prompts (or JSONL params) in, images and a failures file out.
+
+Beside the images, the output directory holds:
+
+* ``.runninghub-journal.jsonl``: every item's intent, task id and outcome, written
+  before the next step begins (see `_journal`).  A re-run of the same command
+  reads it to attach to tasks already submitted and to skip finished items.
+* ``failures.jsonl``: one object per failed item (index, line, params, task id,
+  error type and message), rewritten at the end of every run; removed when a run
+  has no failures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+import anyio
+import attrs
+
+from ._backend import ClientOptions, Target, open_session
+from ._engine import Engine, Failure, list_outputs
+from ._inputs import RequestBuilder, count_items, read_items
+from ._journal import FileJournal, ItemState, Phase
+from ._progress import Tracker, make_display, rich_console, show_while
+from ._stop import Interrupted, Stop
+from ._summary import print_summary, summarize
+
+__all__ = ["FAILURES_NAME", "JOURNAL_NAME", "BatchRequest", "run_batch"]
+
+JOURNAL_NAME = ".runninghub-journal.jsonl"
+FAILURES_NAME = "failures.jsonl"
+
+
+class EmptyInputError(ValueError):
+    """The batch file holds no items."""
+
+
+@attrs.frozen(kw_only=True)
+class BatchRequest:
+    """What ``batch`` was asked for."""
+
+    file: str
+    output: str
+    builder: RequestBuilder
+    options: ClientOptions
+    resubmit_unknown: bool = False
+    retry_failed: bool = False
+
+
+def _resume_line(states: Sequence[ItemState]) -> str | None:
+    if not states:
+        return None
+    done = sum(1 for s in states if s.phase is Phase.DONE)
+    attach = sum(1 for s in states if s.resumable)
+    unknown = sum(1 for s in states if s.outcome_unknown)
+    failed = sum(1 for s in states if s.final_failure)
+    parts = [f"{done} done", f"{attach} to re-attach"]
+    if failed:
+        parts.append(f"{failed} failed")
+    if unknown:
+        parts.append(f"{unknown} of unknown outcome")
+    return "resuming from the journal: " + ", ".join(parts)
+
+
+async def write_failures(out_dir: anyio.Path, failures: Sequence[Failure]) -> anyio.Path:
+    """Write (or, with no failures, remove) the failures file; its path."""
+    path = out_dir / FAILURES_NAME
+    if not failures:
+        await path.unlink(missing_ok=True)
+        return path
+    ordered = sorted(failures, key=lambda f: f.item.index)
+    text = "".join(
+        json.dumps(f.as_record(), ensure_ascii=False, default=str) + "\n" for f in ordered
+    )
+    # Written whole, then renamed: a reader never sees half a file.
+    part = out_dir / (FAILURES_NAME + ".part")
+    await part.write_text(text, encoding="utf-8")
+    await part.replace(path)
+    return path
+
+
+async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
+    """Run the batch; 0 when every item is done, 1 when any failed.
+
+    Raises:
+        Interrupted: the user stopped it (after it saved what it knew).
+        JournalLockedError: another batch writes to the same directory.
+        OSError, ValueError: the file cannot be read, the output cannot be written.
+        RunningHubError: the client could not open.
+    """
+    total, fmt = await count_items(request.file)
+    if total == 0:
+        raise EmptyInputError(f"{request.file} holds no prompts (every line is blank)")
+    out_dir = anyio.Path(request.output)
+    await out_dir.mkdir(parents=True, exist_ok=True)
+    console = rich_console()
+    async with await FileJournal.open(out_dir / JOURNAL_NAME) as journal:
+        resume = _resume_line(list(journal.states.values()))
+        if resume:
+            print(resume, flush=True)
+        on_disk = await anyio.to_thread.run_sync(list_outputs, os.fspath(out_dir))
+        async with open_session(target, request.options) as session:
+            client = session.client
+            window = client.statistics().limiter.max_in_flight
+            noun = "item" if total == 1 else "items"
+            print(
+                f"batch: {total} {noun} from {request.file} on {target.where}, "
+                f"{window} at a time; files go to {request.output}",
+                flush=True,
+            )
+            tracker = Tracker(total)
+            display = make_display(tracker, label="batch", console=console)
+            engine = Engine(
+                client,
+                journal,
+                tracker,
+                request.output,
+                window=window,
+                stop=stop,
+                note=display.note,
+                on_disk=on_disk,
+                resubmit_unknown=request.resubmit_unknown,
+                retry_failed=request.retry_failed,
+            )
+            items = read_items(request.file, fmt, request.builder)
+            await show_while(display, lambda: engine.run(items))
+            wall = tracker.elapsed()
+            stats = client.statistics()
+        pending = await journal.resumable()
+    failures_path = await write_failures(out_dir, engine.failures)
+    print_summary(
+        summarize(engine=engine, tracker=tracker, stats=stats, wall=wall),
+        title="summary",
+        console=console,
+    )
+    _explain_failures(engine.failures, failures_path)
+    if stop.requested.is_set():
+        noun = "task" if pending == 1 else "tasks"
+        raise Interrupted(
+            "interrupted; re-run the same command to resume "
+            f"({pending} {noun} already submitted will be re-attached)",
+            status=stop.exit_status,
+        )
+    return 1 if engine.failures else 0
+
+
+def _explain_failures(failures: Sequence[Failure], path: anyio.Path) -> None:
+    if not failures:
+        return
+    noun = "item" if len(failures) == 1 else "items"
+    print(f"{len(failures)} {noun} failed; each is listed with its error in {path}")
+    unknown = [f for f in failures if f.outcome_unknown]
+    if unknown:
+        lines = ", ".join(str(f.item.line) for f in unknown[:10])
+        more = ", ..." if len(unknown) > 10 else ""
+        print(
+            f"{len(unknown)} of them (lines {lines}{more}) may have been accepted by a submit "
+            "that never answered; they were not sent again. Check your tasks on RunningHub, "
+            "then re-run with --resubmit-unknown to send them anyway."
+        )
+    earlier = [f for f in failures if f.earlier and not f.outcome_unknown]
+    if earlier:
+        print(
+            f"{len(earlier)} of them failed on RunningHub in an earlier run and were not "
+            "submitted again (that costs again); --retry-failed submits them."
+        )

@@ -1,0 +1,181 @@
+"""A batch's input: prompts (one per line) or JSONL params, read lazily, turned into requests.
+
+An item's ``key`` is its index plus a hash of the request it makes (endpoint and
+body), so a re-run recognises the items it journaled, and an edited line or a
+different ``--model`` counts as a new item rather than resuming a stale task.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import AsyncGenerator, Generator, Mapping
+from typing import Any
+
+import anyio
+import attrs
+
+from .. import _catalog
+
+__all__ = ["Format", "Item", "RequestBuilder", "count_items", "detect_format", "read_items"]
+
+# Lines handed from the reading thread to the event loop at a time.
+_CHUNK = 64
+
+
+class Format(enum.Enum):
+    """How the lines of a batch file are read."""
+
+    PROMPTS = "prompts"
+    JSONL = "jsonl"
+
+
+@attrs.frozen(kw_only=True)
+class Item:
+    """One request of a batch.
+
+    Attributes:
+        index: position among the file's items (blank lines do not count).
+        line: the 1-based line number in the file.
+        key: identity across runs (see the module docstring).
+        endpoint: the endpoint path to submit to.
+        params: the request body.
+        problem: why the line could not become a request, if it could not.
+    """
+
+    index: int
+    line: int
+    key: str
+    endpoint: str
+    params: Mapping[str, Any]
+    problem: str | None = None
+
+
+def _digest(payload: object) -> str:
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@attrs.frozen(kw_only=True)
+class RequestBuilder:
+    """Turns one input line into an `Item`: the model's endpoint, CLI defaults, schema defaults.
+
+    Attributes:
+        model: the default model (a key of ``_catalog.MODELS``); a JSONL line may
+            name its own with a ``"model"`` key, which is not sent.
+        aspect_ratio: ``aspectRatio`` for lines that do not set one.
+        resolution: ``resolution`` for lines that do not set one.
+    """
+
+    model: str = _catalog.DEFAULT_MODEL
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+
+    def build(self, fmt: Format, index: int, line: int, text: str) -> Item:
+        """The item of one non-blank line."""
+        if fmt is Format.PROMPTS:
+            return self.item(index, line, {"prompt": text.strip()})
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            return self._broken(index, line, text, f"line {line} is not valid JSON: {exc}")
+        if not isinstance(value, dict):
+            return self._broken(index, line, text, f"line {line} is not a JSON object")
+        return self.item(index, line, value)
+
+    def item(self, index: int, line: int, fields: Mapping[str, Any]) -> Item:
+        """The item for request *fields* (params, plus an optional ``"model"``)."""
+        body = dict(fields)
+        model = body.pop("model", self.model)
+        paths = _catalog.MODELS.get(model) if isinstance(model, str) else None
+        if paths is None:
+            known = ", ".join(_catalog.MODELS)
+            problem = f"line {line}: unknown model {model!r}; known models: {known}"
+            return self._broken(index, line, json.dumps(fields, default=str), problem)
+        endpoint = paths[1] if "imageUrls" in body else paths[0]
+        spec = _catalog.lookup(endpoint)
+        if spec is not None:
+            for name, value in (
+                ("aspectRatio", self.aspect_ratio),
+                ("resolution", self.resolution),
+            ):
+                if value is not None and name not in body and spec.param(name) is not None:
+                    body[name] = value
+            # Fill what the endpoint requires and documents a default for (the
+            # resolution of most models), so a bare prompt is a valid request.
+            for param in spec.params:
+                if param.required and param.name not in body and param.default is not None:
+                    body[param.name] = param.default
+        key = f"{index}-{_digest({'endpoint': endpoint, 'params': body})}"
+        return Item(index=index, line=line, key=key, endpoint=endpoint, params=body)
+
+    def _broken(self, index: int, line: int, text: str, problem: str) -> Item:
+        key = f"{index}-{_digest({'text': text})}"
+        return Item(index=index, line=line, key=key, endpoint="", params={}, problem=problem)
+
+
+def detect_format(path: str | os.PathLike[str], first_line: str | None) -> Format:
+    """JSONL for ``.jsonl``/``.ndjson`` files or a first item starting with ``{``; else prompts."""
+    suffix = os.fspath(path).lower().rpartition(".")[2]
+    if suffix in ("jsonl", "ndjson"):
+        return Format.JSONL
+    if first_line is not None and first_line.lstrip().startswith("{"):
+        return Format.JSONL
+    return Format.PROMPTS
+
+
+def _numbered_lines(path: str) -> Generator[tuple[int, str], None, None]:
+    """``(line number, text)`` of every non-blank line, read as the consumer goes."""
+    with open(path, encoding="utf-8-sig") as file:
+        for number, text in enumerate(file, start=1):
+            text = text.rstrip("\r\n")
+            if text.strip():
+                yield number, text
+
+
+def _scan(path: str) -> tuple[int, str | None]:
+    count, first = 0, None
+    for _, text in _numbered_lines(path):
+        if first is None:
+            first = text
+        count += 1
+    return count, first
+
+
+async def count_items(path: str | os.PathLike[str]) -> tuple[int, Format]:
+    """How many items the file holds, and its format (one pass, constant memory).
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not UTF-8 text.
+    """
+    try:
+        count, first = await anyio.to_thread.run_sync(_scan, os.fspath(path))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{os.fspath(path)} is not UTF-8 text ({exc.reason})") from exc
+    return count, detect_format(path, first)
+
+
+async def read_items(
+    path: str | os.PathLike[str], fmt: Format, builder: RequestBuilder
+) -> AsyncGenerator[Item, None]:
+    """The file's items in order, read in small chunks in a worker thread.
+
+    Only the chunk being handed out is in memory, whatever the size of the file.
+    """
+    lines = _numbered_lines(os.fspath(path))
+    index = 0
+    try:
+        while True:
+            chunk = await anyio.to_thread.run_sync(list, itertools.islice(lines, _CHUNK))
+            if not chunk:
+                return
+            for number, text in chunk:
+                yield builder.build(fmt, index, number, text)
+                index += 1
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(lines.close)
