@@ -36,7 +36,7 @@ from ._errors import (
     TaskFailedError,
     TaskNotFoundError,
 )
-from ._limiter import TokenBucket
+from ._limiter import TokenBucket, monotonic
 from ._models import JobResult, TaskSnapshot, TaskStatus
 
 __all__ = ["Poller", "PollerStatistics", "Tracked"]
@@ -141,7 +141,7 @@ class Poller:
         *,
         job_timeout: float,
         remote_cancel: RemoteCancel,
-        clock: Clock = anyio.current_time,
+        clock: Clock = monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self._query = query
@@ -150,7 +150,8 @@ class Poller:
         self._remote_cancel = remote_cancel
         self._clock = clock
         self._rng = rng or random.Random()
-        self._rate = TokenBucket(policy.max_rate) if policy.max_rate else None
+        # A burst of one: no one-second window ever sees more than max_rate queries.
+        self._rate = TokenBucket(policy.max_rate, burst=1) if policy.max_rate else None
         self._tracked: dict[str, Tracked] = {}
         self._heap: list[tuple[float, int, Tracked]] = []
         self._seq = itertools.count()
@@ -249,8 +250,11 @@ class Poller:
                 else:
                     timeout = math.inf
                 self._wake = anyio.Event()
-                with anyio.move_on_after(timeout):
+                if timeout == math.inf:
                     await self._wake.wait()
+                else:
+                    with anyio.move_on_after(timeout):
+                        await self._wake.wait()
 
     def _dispatch_due(self, tg: anyio.abc.TaskGroup) -> None:
         now = self._clock()
@@ -378,13 +382,18 @@ class Poller:
         tracked.done.set()
 
     def _learn(self, tracked: Tracked) -> None:
-        # The task ended between the last check that saw it pending and now.
+        if not tracked.submitted:  # only jobs whose submit time is known
+            return
+        # The task ended between the last check that saw it pending (or its submit)
+        # and now: take the middle.  For a job already done at its first check this
+        # guesses low on purpose: the next first checks come earlier until one finds
+        # a job still running.  Taking the check time instead would only ever push
+        # first checks later.
         now = self._clock()
         lower = (
             tracked.last_pending_at if tracked.last_pending_at is not None else tracked.submitted_at
         )
-        if tracked.submitted:  # only jobs whose submit time is known
-            self._durations.add(tracked.endpoint, (lower + now) / 2 - tracked.submitted_at)
+        self._durations.add(tracked.endpoint, (lower + now) / 2 - tracked.submitted_at)
 
     def _expire(self, tracked: Tracked, tg: anyio.abc.TaskGroup) -> None:
         self._finish(tracked, JobTimeoutError(tracked.task_id, self._job_timeout))
