@@ -50,7 +50,7 @@ class PollPolicy:
         max_concurrent: queries in flight at once.
         max_rate: the poller's own budget in queries per second, inside the
             client's ``requests_per_second``: no one-second window sees more
-            (there is no burst).  None uses only the client's budget.
+            (for ``max_rate >= 2``).  None uses only the client's budget.
         not_found_grace: seconds after submit during which "task not found"
             (1004) is taken as RunningHub not having caught up yet.
         history: finished jobs remembered per endpoint to learn its durations.

@@ -131,6 +131,17 @@ class _Durations:
         return at(_FIRST_CHECK), at(0.5), at(_DENSE_UNTIL)
 
 
+def _strict_bucket(rate: float) -> TokenBucket:
+    """A bucket that never lets *rate* calls through in any one second.
+
+    A bucket of burst b and refill r passes at most ``b + r`` calls a second: with
+    ``r = rate - b`` that is *rate*.  A small bank (1/20 s) absorbs the time sleeps
+    overshoot, which a burst of one would lose.
+    """
+    burst = max(1.0, rate / 20)
+    return TokenBucket(max(rate - burst, rate / 2), burst=burst)
+
+
 class Poller:
     """One loop that checks every tracked task and resolves it when it ends."""
 
@@ -150,8 +161,7 @@ class Poller:
         self._remote_cancel = remote_cancel
         self._clock = clock
         self._rng = rng or random.Random()
-        # A burst of one: no one-second window ever sees more than max_rate queries.
-        self._rate = TokenBucket(policy.max_rate, burst=1) if policy.max_rate else None
+        self._rate = _strict_bucket(policy.max_rate) if policy.max_rate else None
         self._tracked: dict[str, Tracked] = {}
         self._heap: list[tuple[float, int, Tracked]] = []
         self._seq = itertools.count()
