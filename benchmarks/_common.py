@@ -480,3 +480,13 @@ class Outcomes:
         """An await raised *exc*."""
         name = type(exc).__name__
         self.errors[name] = self.errors.get(name, 0) + 1
+
+
+async def run_recorded(client: RunningHub, index: int, outcomes: Outcomes) -> None:
+    """Run job *index* through the library and note in *outcomes* how its await ended."""
+    try:
+        result = await client.run(ENDPOINT, job_params(index))
+    except runninghub_async.RunningHubError as exc:
+        outcomes.failed(exc)
+    else:
+        outcomes.done(result.task_id)

@@ -22,12 +22,12 @@ import argparse
 import asyncio
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import aiohttp
 from _common import (
     API_KEY,
-    ENDPOINT,
     Column,
     JSONDict,
     Meter,
@@ -40,17 +40,34 @@ from _common import (
     print_header,
     print_table,
     query_url,
+    run_recorded,
     run_worker,
     submit_url,
     worker_entry,
     write_json,
 )
 
-from runninghub_async import PollPolicy, RunningHub, RunningHubError
+from runninghub_async import PollPolicy, RunningHub
 
 TARGET_RATIO = 1.5
 # Zero-duration jobs: check at once, and again soon should the fake lag behind.
 POLICY = PollPolicy(initial_delay=0.0, min_interval=0.005, max_interval=0.05)
+
+
+async def _measure(one: Callable[[int], Coroutine[Any, Any, None]], spec: JSONDict) -> JSONDict:
+    """Run the warm-up jobs, then meter the CPU and wall time of the measured ones."""
+
+    async def batch(first: int, count: int) -> None:
+        async with asyncio.TaskGroup() as tg:
+            for index in range(first, first + count):
+                tg.create_task(one(index))
+
+    await batch(0, spec["warmup"])
+    meter = Meter()
+    meter.start()
+    await batch(spec["warmup"], spec["jobs"])
+    figures: JSONDict = meter.stop()
+    return figures
 
 
 async def _library(spec: JSONDict) -> JSONDict:
@@ -66,23 +83,9 @@ async def _library(spec: JSONDict) -> JSONDict:
     ) as client:
 
         async def one(index: int) -> None:
-            try:
-                result = await client.run(ENDPOINT, job_params(index))
-            except RunningHubError as exc:
-                outcomes.failed(exc)
-            else:
-                outcomes.done(result.task_id)
+            await run_recorded(client, index, outcomes)
 
-        async def batch(first: int, count: int) -> None:
-            async with asyncio.TaskGroup() as tg:
-                for index in range(first, first + count):
-                    tg.create_task(one(index))
-
-        await batch(0, spec["warmup"])
-        meter = Meter()
-        meter.start()
-        await batch(spec["warmup"], spec["jobs"])
-        figures = meter.stop()
+        figures = await _measure(one, spec)
     return {**figures, "completed": len(outcomes.returned_at) - spec["warmup"], **_errors(outcomes)}
 
 
@@ -110,16 +113,7 @@ async def _bare(spec: JSONDict) -> JSONDict:
                 else:
                     outcomes.done(task_id)
 
-        async def batch(first: int, count: int) -> None:
-            async with asyncio.TaskGroup() as tg:
-                for index in range(first, first + count):
-                    tg.create_task(one(index))
-
-        await batch(0, spec["warmup"])
-        meter = Meter()
-        meter.start()
-        await batch(spec["warmup"], spec["jobs"])
-        figures = meter.stop()
+        figures = await _measure(one, spec)
     return {**figures, "completed": len(outcomes.returned_at) - spec["warmup"], **_errors(outcomes)}
 
 

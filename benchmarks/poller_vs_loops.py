@@ -42,7 +42,6 @@ import aiohttp
 from _common import (
     API_KEY,
     DEFAULT_SCALE,
-    ENDPOINT,
     REAL_CAP,
     REAL_MEDIAN,
     Column,
@@ -59,13 +58,14 @@ from _common import (
     print_header,
     print_table,
     query_url,
+    run_recorded,
     run_worker,
     submit_url,
     worker_entry,
     write_json,
 )
 
-from runninghub_async import PollPolicy, RunningHub, RunningHubError
+from runninghub_async import PollPolicy, RunningHub
 
 TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCEL"})
 REFERENCE = "loop 5s"
@@ -155,12 +155,7 @@ async def _library(spec: JSONDict, outcomes: Outcomes, recorder: QueryRecorder) 
         recorder.attach(client)
 
         async def one(index: int) -> None:
-            try:
-                result = await client.run(ENDPOINT, job_params(index))
-            except RunningHubError as exc:
-                outcomes.failed(exc)
-            else:
-                outcomes.done(result.task_id)
+            await run_recorded(client, index, outcomes)
 
         async with asyncio.TaskGroup() as tg:
             for index in range(spec["jobs"]):

@@ -48,6 +48,7 @@ from _common import (
     print_header,
     print_table,
     rss_bytes,
+    run_recorded,
     run_worker,
     worker_entry,
     write_json,
@@ -68,6 +69,19 @@ def policy(scale: float, budget: float) -> dict[str, float]:
     }
 
 
+def _client(spec: JSONDict) -> RunningHub:
+    """The client both modes measure: every job may be outstanding at once."""
+    return RunningHub(
+        api_key=API_KEY,
+        base_url=spec["base_url"],
+        max_in_flight=spec["jobs"],
+        requests_per_second=None,
+        poll=PollPolicy(**spec["poll"]),
+        max_connections=spec["connections"],
+        seed=spec["seed"],
+    )
+
+
 async def run_scale(spec: JSONDict) -> JSONDict:
     """The worker: submit every job at once, watch memory, lag and queries until all end."""
     jobs = spec["jobs"]
@@ -76,25 +90,12 @@ async def run_scale(spec: JSONDict) -> JSONDict:
     marks: dict[str, float] = {}
     lag.start()
     meter.start()
-    async with RunningHub(
-        api_key=API_KEY,
-        base_url=spec["base_url"],
-        max_in_flight=jobs,
-        requests_per_second=None,
-        poll=PollPolicy(**spec["poll"]),
-        max_connections=spec["connections"],
-        seed=spec["seed"],
-    ) as client:
+    async with _client(spec) as client:
         recorder.attach(client)
         before = rss_bytes()
 
         async def one(index: int) -> None:
-            try:
-                result = await client.run(ENDPOINT, job_params(index))
-            except RunningHubError as exc:
-                outcomes.failed(exc)
-            else:
-                outcomes.done(result.task_id)
+            await run_recorded(client, index, outcomes)
 
         async def watch() -> None:
             """Note when every job is outstanding, and what that costs."""
@@ -153,15 +154,7 @@ async def measure_heap(spec: JSONDict) -> JSONDict:
     stops as soon as every job is outstanding.
     """
     jobs = spec["jobs"]
-    async with RunningHub(
-        api_key=API_KEY,
-        base_url=spec["base_url"],
-        max_in_flight=jobs,
-        requests_per_second=None,
-        poll=PollPolicy(**spec["poll"]),
-        max_connections=spec["connections"],
-        seed=spec["seed"],
-    ) as client:
+    async with _client(spec) as client:
         tracemalloc.start()
         before = tracemalloc.take_snapshot()
 

@@ -64,11 +64,6 @@ class EndpointSpec:
     name: str
     params: tuple[ParamSpec, ...]
 
-    @property
-    def takes_images(self) -> bool:
-        """Whether the endpoint edits input images (has an ``imageUrls`` param)."""
-        return any(p.kind == "images" for p in self.params)
-
     def param(self, name: str) -> ParamSpec | None:
         """The spec of body parameter *name*, or None when the endpoint has no such param."""
         for p in self.params:

@@ -20,7 +20,7 @@ import itertools
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
@@ -432,14 +432,6 @@ class Poller:
                     ids,
                 ),
             )
-
-    def outstanding(self) -> Iterator[Tracked]:
-        """The tracked tasks, in no particular order."""
-        return iter(list(self._tracked.values()))
-
-    def get(self, task_id: str) -> Tracked | None:
-        """The entry tracking *task_id*, if any."""
-        return self._tracked.get(task_id)
 
     def statistics(self) -> PollerStatistics:
         """A snapshot of the poller's state."""
