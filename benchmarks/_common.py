@@ -303,7 +303,8 @@ class QueryRecorder:
 
     def attach(self, client: RunningHub) -> None:
         """Record every query *client*'s poller sends from now on."""
-        transport = client._transport
+        live = client._live
+        transport = live.api if live is not None else None
         if transport is None or not hasattr(transport, "query"):
             raise RuntimeError("cannot instrument this runninghub_async version")
         original: Callable[..., Awaitable[Any]] = transport.query

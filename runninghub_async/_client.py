@@ -1,47 +1,46 @@
-"""``RunningHub``: the session manager that owns the HTTP sessions, limiter and poller."""
+"""``RunningHub``: the facade.  It builds the collaborators once and owns their lifecycle.
+
+A task id's way, top-down, each module entered once::
+
+    RunningHub.submit ─► Submitter.submit ─► Api.submit ─► Transport.exchange
+                                  └──► Poller.track ─► Tracked (the job's future) ◄─ Job.wait
+"""
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import json
+import hmac
 import logging
 import os
 import pathlib
 import random
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    AsyncIterator,
-    Iterable,
-    Mapping,
-    Sequence,
-)
-from types import TracebackType
-from typing import Any, BinaryIO, Literal, Self
+import re
+import secrets
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+from typing import Any, BinaryIO, Literal
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 import attrs
 
-from . import _catalog, _downloads, _images, _uploads
-from ._config import PollPolicy, RetryPolicy, Timeouts
-from ._errors import (
-    RETRYABLE_SUBMIT_CODES,
-    APIError,
-    AuthenticationError,
-    ClientClosedError,
-    ConcurrencyLimitError,
-    InvalidParametersError,
-    RunningHubError,
-    ServerError,
-    SubmitOutcomeUnknownError,
-    TransportError,
+from . import _batch, _catalog, _downloads, _uploads
+from ._api import Api, decode_json, encode_json
+from ._config import (
+    DEFAULT_JOB_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_REQUESTS_PER_SECOND,
+    ClientConfig,
+    PollPolicy,
+    RetryPolicy,
+    Timeouts,
+    build_config,
 )
-from ._images import ImageInput
+from ._errors import ClientClosedError, InvalidParametersError, ProtocolError, invalid_parameter
+from ._helpers import ImageHelpers
 from ._job import Job
-from ._limiter import Limiter, LimiterStatistics, SlotWindow, TokenBucket
+from ._limiter import Limiter, LimiterStatistics, LocalLimiter
 from ._models import (
     AccountStatus,
     BatchItem,
@@ -49,10 +48,10 @@ from ._models import (
     Output,
     QueueStatus,
     TaskSnapshot,
-    TaskStatus,
     UploadedFile,
 )
-from ._poller import Poller, PollerStatistics, Tracked
+from ._poller import Poller, PollerStatistics
+from ._submit import Submitter
 from ._transport import Transport
 from ._wire import make_converter
 
@@ -60,7 +59,11 @@ __all__ = ["ClientStatistics", "RunningHub"]
 
 log = logging.getLogger("runninghub_async")
 
-DEFAULT_BASE_URL = "https://www.runninghub.ai"
+TOKEN_PARAM = "rh_token"
+"""The query parameter of ``webhook_url`` that carries a task's secret token."""
+
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_MAX_READ_BYTES = 512 * 1024 * 1024
 
 
 class _State(enum.Enum):
@@ -80,6 +83,7 @@ class ClientStatistics:
         submits_sent: submit requests sent, including rejected ones.
         submits_accepted: submits RunningHub accepted.
         requests_sent: HTTP requests to the API host, of every kind.
+        orphaned: task ids accepted after their submitter was cancelled (followed anyway).
     """
 
     outstanding: int
@@ -88,26 +92,39 @@ class ClientStatistics:
     submits_sent: int
     submits_accepted: int
     requests_sent: int
+    orphaned: tuple[str, ...] = ()
 
 
-@attrs.define(eq=False)
-class _Post:
-    """One submit POST, shared by the task sending it and the caller waiting for it."""
+@attrs.define
+class _Open:
+    """What exists only while the client is open."""
 
-    answered: anyio.Event = attrs.field(factory=anyio.Event)
-    tracked: Tracked | None = None
-    error: RunningHubError | None = None
-    abandoned: bool = False
-
-
-@attrs.define(eq=False)
-class _BatchFeed:
-    """What ``run_many``'s producer and consumer share."""
-
-    error: BaseException | None = None
+    transport: Transport
+    api: Api
+    poller: Poller
+    submitter: Submitter
+    tg: anyio.abc.TaskGroup
 
 
-class RunningHub:
+def _endpoint_path(endpoint: object) -> str:
+    """*endpoint* (a path or documented name) as a safe path below ``/openapi/v2/``."""
+    if not isinstance(endpoint, str):
+        raise TypeError(f"endpoint must be a str, got {type(endpoint).__name__}")
+    try:
+        path = _catalog.resolve_endpoint(endpoint)
+    except ValueError:
+        path = ""
+    if not path or not all(_SEGMENT.fullmatch(s) and s != ".." for s in path.split("/")):
+        raise invalid_parameter(
+            "endpoint",
+            "is not an endpoint path or model name",
+            value=endpoint,
+            allowed="segments of letters, digits, '.', '_' and '-', like 'rhart-image-n-pro/edit'",
+        )
+    return path
+
+
+class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
     """An asyncio client for RunningHub: submit jobs, and await their results.
 
     Use it as an async context manager; it does I/O only inside ``async with``::
@@ -129,19 +146,25 @@ class RunningHub:
             ``concurrentLimit`` from ``/openapi/v2/queue/status`` on entry.
             Concurrency rejections (421) are absorbed: the job waits locally and
             the window shrinks, then grows back.
-        requests_per_second: a token bucket over every HTTP call (None: no bound).
+        requests_per_second: a budget over every HTTP call (None: no bound).  A
+            rate rejection (1003, HTTP 429) halves it and it recovers gradually.
         job_timeout: seconds from submit after which a job's waits end with
             ``JobTimeoutError``; the client then asks RunningHub to cancel it.
         poll: the shared poller's cadence.
         retry: backoff of calls that are safe to repeat (never submits).
-        timeouts: per-request network timeouts.
+        timeouts: network bounds (connect, read, whole exchange, answer size, downloads).
         max_connections: open connections to the API host at most.
         validate: check params of catalogued endpoints before sending.
         seed: seed of the jitter, for reproducible schedules.
+        webhook_url: an https URL of yours that RunningHub calls when a task ends
+            (mount ``runninghub_async.webhooks``); each submit gets it with a
+            per-task secret token, and the callback resolves the job at once.
+        limiter: a shared limiter (``runninghub_async.redis.RedisLimiter``) instead
+            of the in-process one built from *max_in_flight* and *requests_per_second*.
 
     Raises:
         AuthenticationError: no key was given or found in the environment.
-        ValueError: an argument is out of range.
+        TypeError, ValueError: an argument has the wrong type or value.
     """
 
     def __init__(
@@ -149,180 +172,135 @@ class RunningHub:
         *,
         api_key: str | None = None,
         base_url: str | None = None,
-        max_in_flight: int | Literal["auto"] = 4,
-        requests_per_second: float | None = 10.0,
-        job_timeout: float = 1800.0,
+        max_in_flight: int | Literal["auto"] = DEFAULT_MAX_IN_FLIGHT,
+        requests_per_second: float | None = DEFAULT_REQUESTS_PER_SECOND,
+        job_timeout: float = DEFAULT_JOB_TIMEOUT,
         poll: PollPolicy | None = None,
         retry: RetryPolicy | None = None,
         timeouts: Timeouts | None = None,
-        max_connections: int = 32,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         validate: bool = True,
         seed: int | None = None,
+        webhook_url: str | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("RUNNINGHUB_API_KEY", "")
-        if not key:
-            raise AuthenticationError(
-                "local", "no API key: pass api_key= or set RUNNINGHUB_API_KEY"
-            )
-        if not job_timeout > 0:
-            raise ValueError(f"job_timeout must be > 0, got {job_timeout!r}")
-        if max_in_flight != "auto" and (not isinstance(max_in_flight, int) or max_in_flight < 1):
-            raise ValueError(
-                f'max_in_flight must be a positive int or "auto", got {max_in_flight!r}'
-            )
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
-        url = base_url or os.environ.get("RUNNINGHUB_BASE_URL") or DEFAULT_BASE_URL
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http(s) URL, got {url!r}")
-        self._key = key
-        self.base_url = url.rstrip("/")
-        self._auto_limit = max_in_flight == "auto"
-        self.job_timeout = job_timeout
-        self._poll_policy = poll or PollPolicy()
-        self._retry = retry or RetryPolicy()
-        self._timeouts = timeouts or Timeouts()
-        self._max_connections = max_connections
-        self._validate = validate
-        self._rng = random.Random(seed)
-        self._converter = make_converter()
-        self._limiter = Limiter(
-            SlotWindow(1 if max_in_flight == "auto" else max_in_flight),
-            TokenBucket(requests_per_second),
+        self._config: ClientConfig = build_config(
+            api_key=api_key,
+            base_url=base_url,
+            max_in_flight=max_in_flight,
+            requests_per_second=requests_per_second,
+            job_timeout=job_timeout,
+            poll=poll,
+            retry=retry,
+            timeouts=timeouts,
+            max_connections=max_connections,
+            validate=validate,
+            seed=seed,
+            webhook_url=webhook_url,
         )
+        self.base_url = self._config.base_url
+        self.job_timeout = self._config.job_timeout
+        self._limiter: Limiter = limiter or LocalLimiter(
+            self._config.max_in_flight, self._config.requests_per_second
+        )
+        self._rng = random.Random(seed)
         self._state = _State.UNOPENED
-        self._transport: Transport | None = None
-        self._poller: Poller | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
-        self._submits_sent = 0
-        self._submits_accepted = 0
-        self._uploads = _uploads.UploadCache()
+        self._live: _Open | None = None
+        self._upload_cache = _uploads.UploadCache()
 
-    # -- lifecycle --------------------------------------------------------------
+    # -- lifecycle ------------------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    @contextlib.asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncIterator[RunningHub]:
         if self._state is not _State.UNOPENED:
             raise RuntimeError("a RunningHub client can be opened only once; make a new one")
         self._state = _State.OPEN
+        config = self._config
         transport = Transport(
-            base_url=self.base_url,
-            api_key=self._key,
-            rate=self._limiter.rate,
-            converter=self._converter,
-            retry=self._retry,
-            timeouts=self._timeouts,
-            max_connections=self._max_connections,
+            base_url=config.base_url,
+            api_key=config.api_key,
+            pace=self._limiter.acquire_request,
+            retry=config.retry,
+            timeouts=config.timeouts,
+            max_connections=config.max_connections,
             rng=self._rng,
         )
-        self._transport = transport
-        self._poller = Poller(
-            lambda task_id: transport.query(task_id, retry=False),
-            self._poll_policy,
-            job_timeout=self.job_timeout,
-            remote_cancel=transport.cancel,
-            rng=self._rng,
+        api = Api(
+            transport, make_converter(), api_key=config.api_key, throttled=self._limiter.throttled
         )
-        tg = anyio.create_task_group()
         try:
-            await tg.__aenter__()
-            self._tg = tg
-            try:
-                await tg.start(self._poller.run)
-                if self._auto_limit:
-                    status = await self.queue_status()
-                    self._limiter.slots.set_limit(max(1, status.concurrent_limit))
-            except BaseException as exc:
-                tg.cancel_scope.cancel()
-                await tg.__aexit__(type(exc), exc, exc.__traceback__)
-                raise
-        except BaseException:
-            self._state = _State.CLOSED
-            await transport.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> bool | None:
-        self._state = _State.CLOSED
-        assert self._tg is not None
-        assert self._poller is not None
-        assert self._transport is not None
-        self._poller.close()
-        self._tg.cancel_scope.cancel()
-        try:
-            if exc is None or isinstance(exc, anyio.get_cancelled_exc_class()):
-                return await self._tg.__aexit__(exc_type, exc, tb)
-            # The caller's own exception: close the group as if the body had ended, so
-            # the exception reaches the caller as itself, not inside an ExceptionGroup.
-            await self._tg.__aexit__(None, None, None)
-            return None
+            async with self._limiter:
+                poller = Poller(
+                    lambda task_id: api.query(task_id, retry=False),
+                    config.poll,
+                    job_timeout=config.job_timeout,
+                    remote_cancel=api.cancel,
+                    slot_demand=self._limiter.slot_demand,
+                    rng=self._rng,
+                )
+                tg = anyio.create_task_group()
+                await tg.__aenter__()
+                submitter = Submitter(
+                    api,
+                    self._limiter,
+                    poller,
+                    tg,
+                    job_timeout=config.job_timeout,
+                    retry=config.retry,
+                    rng=self._rng,
+                )
+                self._live = _Open(transport, api, poller, submitter, tg)
+                try:
+                    await tg.start(poller.run)
+                    if config.auto_limit:
+                        status = await api.queue_status()
+                        self._limiter.set_limit(max(1, status.concurrent_limit))
+                    yield self
+                finally:
+                    await self._close(self._live, config.timeouts.total)
         finally:
+            self._state = _State.CLOSED
             with anyio.CancelScope(shield=True):
-                await self._transport.aclose()
+                await transport.aclose()
 
-    def _open(self) -> tuple[Transport, Poller, anyio.abc.TaskGroup]:
-        if self._state is not _State.OPEN:
-            verb = (
-                "not open yet: use `async with RunningHub(...)`"
-                if (self._state is _State.UNOPENED)
-                else "closed"
-            )
+    async def _close(self, live: _Open, bound: float) -> None:
+        """The close order of `_submit`: submits, then POSTs on the wire, then the poller."""
+        self._state = _State.CLOSED
+        live.submitter.close()
+        await live.submitter.drain(bound)
+        live.poller.close()
+        live.tg.cancel_scope.cancel()
+        # Closed as if the body had ended, so the body's own exception (if any)
+        # reaches the caller as itself, never inside an ExceptionGroup.  (Not under
+        # a new shield: the group's own scope must be the innermost one it leaves.)
+        await live.tg.__aexit__(None, None, None)
+
+    def _open(self) -> _Open:
+        if self._state is not _State.OPEN or self._live is None:
+            verb = "not open yet: use `async with RunningHub(...)`" if (
+                self._state is _State.UNOPENED
+            ) else "closed"
             raise ClientClosedError(f"the client is {verb}")
-        assert self._transport is not None
-        assert self._poller is not None
-        assert self._tg is not None
-        return self._transport, self._poller, self._tg
+        return self._live
 
-    # -- jobs ---------------------------------------------------------------------
+    @property
+    def _api(self) -> Api:
+        return self._open().api
 
-    async def submit(
-        self,
-        endpoint: str,
-        params: Mapping[str, Any],
-        *,
-        webhook_url: str | None = None,
-    ) -> Job:
-        """Submit one job and return its handle as soon as RunningHub accepts it.
+    # -- jobs ------------------------------------------------------------------------
 
-        Waits first for a free slot (``max_in_flight``).  Concurrency and rate
-        rejections (421, 415, 1520, 1003, 1011, HTTP 429) and failures to connect
-        are not errors: the job waits and is sent again.  Anything that may have
-        reached RunningHub is never sent twice.  If this call is cancelled while
-        the submit is on the wire, the client still learns the task id and keeps
-        following the job.
-
-        Args:
-            endpoint: a path below ``/openapi/v2/`` (``"rhart-image-n-pro/text-to-image"``)
-                or a documented name (``"nano-banana-pro/text-to-image-channel-low-price"``).
-            params: the request body, with RunningHub's camelCase names.
-            webhook_url: a URL RunningHub calls when the task ends.
-
-        Raises:
-            InvalidParametersError: the params break a catalogued endpoint's schema
-                (nothing was sent), or RunningHub rejected them.
-            SubmitOutcomeUnknownError: the submit was sent but no answer came back.
-            AuthenticationError, InsufficientBalanceError, APIError: RunningHub refused.
-            ClientClosedError: the client is not open.
-        """
-        transport, poller, tg = self._open()
-        path = _catalog.resolve_endpoint(endpoint)
-        body = self._checked_body(path, params)
-        if webhook_url is not None:
-            body["webhookUrl"] = webhook_url
-        tracked = await self._submit_until_answered(transport, poller, tg, path, body)
-        return Job(tracked, poller, params=params, cancel=self._cancel)
-
-    def _checked_body(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    def _prepare(
+        self, endpoint: object, params: object, webhook_url: str | None
+    ) -> tuple[str, bytes, Mapping[str, Any], str | None]:
+        """Check and encode a submit in the caller's task: (path, body, params, token)."""
+        path = _endpoint_path(endpoint)
         if not isinstance(params, Mapping):
-            raise InvalidParametersError(
-                "local", f"params must be a mapping, got {type(params).__name__}", endpoint=path
-            )
+            raise TypeError(f"params must be a mapping, got {type(params).__name__}")
         body = dict(params)
-        spec = _catalog.lookup(path) if self._validate else None
+        for name in body:
+            if not isinstance(name, str):
+                raise invalid_parameter("params", "has a key that is not a str", value=name)
+        spec = _catalog.lookup(path) if self._config.validate else None
         if spec is not None:
             problems = _catalog.violations(spec, body)
             if problems:
@@ -335,101 +313,50 @@ class RunningHub:
                     value=first.value,
                     allowed=first.allowed,
                 )
-        return body
+        token = None
+        if webhook_url is not None:
+            body["webhookUrl"] = webhook_url
+        elif self._config.webhook_url is not None:
+            token = secrets.token_urlsafe(18)
+            body["webhookUrl"] = f"{self._config.webhook_url}?{TOKEN_PARAM}={token}"
+        return path, _encoded(body, path), params, token
 
-    async def _submit_until_answered(
+    async def submit(
         self,
-        transport: Transport,
-        poller: Poller,
-        tg: anyio.abc.TaskGroup,
-        path: str,
-        body: Mapping[str, Any],
-    ) -> Tracked:
-        """Send the submit until RunningHub accepts or refuses it; the job then holds its slot."""
-        slots = self._limiter.slots
-        start = anyio.current_time()
-        attempt = 0
-        while True:
-            await slots.acquire(front=attempt > 0)
-            self._submits_sent += 1
-            # The POST runs in a task the client owns, so that a caller cancelled
-            # (by anyio or by a bare task.cancel()) while it is on the wire cannot lose
-            # the answer: an accepted task costs money and is followed regardless.
-            post = _Post()
-            tg.start_soon(self._post, transport, poller, path, body, post)
-            try:
-                await post.answered.wait()
-            except BaseException:
-                post.abandoned = True
-                raise
-            if post.tracked is not None:
-                return post.tracked
-            assert post.error is not None
-            if not self._retry_submit(post.error, path, body, start, attempt):
-                raise post.error
-            if isinstance(post.error, ConcurrencyLimitError):
-                slots.rejected()
-            self._limiter.rejections_absorbed += 1
-            attempt += 1
-            if not (isinstance(post.error, ConcurrencyLimitError) and slots.in_use > 0):
-                # With our own jobs running, their end is the signal to retry;
-                # otherwise (a rate limit, or the account busy elsewhere) back off.
-                await anyio.sleep(self._retry.wait(min(attempt - 1, 6), self._rng))
+        endpoint: str,
+        params: Mapping[str, Any],
+        *,
+        webhook_url: str | None = None,
+    ) -> Job:
+        """Submit one job and return its handle as soon as RunningHub accepts it.
 
-    async def _post(
-        self, transport: Transport, poller: Poller, path: str, body: Mapping[str, Any], post: _Post
-    ) -> None:
-        """One submit POST; on acceptance the client follows the task, whoever still waits."""
-        slots = self._limiter.slots
-        try:
-            snapshot = await transport.submit(path, body)
-        except BaseException as exc:
-            slots.release()
-            if isinstance(exc, RunningHubError):
-                post.error = exc
-            else:  # cancelled: the client is closing with this submit on the wire
-                post.error = SubmitOutcomeUnknownError(path, body, ClientClosedError("closing"))
-                raise
-        else:
-            self._submits_accepted += 1
-            slots.accepted()
-            post.tracked = poller.track(
-                snapshot.task_id, endpoint=path, on_done=slots.release, submitted=True
-            )
-            if snapshot.status.is_terminal:
-                poller.resolve(snapshot)
-            log.debug("submitted %s to %s", snapshot.task_id, path)
-        finally:
-            if post.abandoned and post.tracked is not None:
-                log.warning(
-                    "the caller of a submit to %s was cancelled after RunningHub accepted it; "
-                    "the client follows task %s until it ends",
-                    path,
-                    post.tracked.task_id,
-                )
-            post.answered.set()
+        Everything is checked and encoded first, in the caller's task: a bad
+        argument raises here and nothing is sent.  Then it waits for a free slot
+        (``max_in_flight``).  Concurrency and rate rejections (421, 415, 1520,
+        1003, 1011, HTTP 429) and failures to connect are not errors: the job
+        waits and is sent again.  Anything that may have reached RunningHub is
+        never sent twice.  If this call is cancelled while the submit is on the
+        wire, the client still learns the task id and keeps following the job.
 
-    def _retry_submit(
-        self, exc: BaseException, path: str, body: Mapping[str, Any], start: float, attempt: int
-    ) -> bool:
-        """Whether *exc* proves the submit was not accepted, so it may go again.
+        Args:
+            endpoint: a path below ``/openapi/v2/`` (``"rhart-image-n-pro/text-to-image"``)
+                or a documented name (``"nano-banana-pro/text-to-image-channel-low-price"``).
+            params: the request body, with RunningHub's camelCase names.
+            webhook_url: a URL RunningHub calls when the task ends (sent as is,
+                overriding the client's ``webhook_url``).
 
         Raises:
-            SubmitOutcomeUnknownError: the submit may have been accepted.
+            InvalidParametersError: the endpoint or params are not valid (nothing
+                was sent; ``field`` names the culprit), or RunningHub rejected them.
+            TypeError: *params* is not a mapping, or *endpoint* not a str.
+            SubmitOutcomeUnknownError: the submit was sent but no answer came back.
+            AuthenticationError, InsufficientBalanceError, APIError: RunningHub refused.
+            ClientClosedError: the client is not open, or closed before sending.
         """
-        in_time = anyio.current_time() - start < self.job_timeout
-        if isinstance(exc, APIError):
-            if exc.code in RETRYABLE_SUBMIT_CODES or exc.http_status == 429:
-                log.debug("submit to %s rejected with %s; will resend", path, exc.code)
-                return in_time
-            if isinstance(exc, ServerError) and (exc.http_status or 0) >= 500:
-                raise SubmitOutcomeUnknownError(path, body, exc) from exc
-            return False
-        if isinstance(exc, TransportError):
-            if exc.request_sent:
-                raise SubmitOutcomeUnknownError(path, body, exc) from exc
-            return in_time and attempt + 1 < self._retry.attempts
-        return False
+        live = self._open()
+        path, body, params, token = self._prepare(endpoint, params, webhook_url)
+        tracked = await live.submitter.submit(path, body, params, webhook_token=token)
+        return Job(tracked, live.poller, live.api, params=params)
 
     async def run(
         self, endpoint: str, params: Mapping[str, Any], *, webhook_url: str | None = None
@@ -452,76 +379,66 @@ class RunningHub:
             ValueError: *task_id* is not a RunningHub task id.
             ClientClosedError: the client is not open.
         """
-        _, poller, _ = self._open()
-        task_id = str(task_id).strip()
-        if not task_id.isdigit():
-            raise ValueError(f"not a RunningHub task id: {task_id!r}")
-        tracked = poller.track(task_id, endpoint=endpoint)
-        return Job(tracked, poller, params=None, cancel=self._cancel)
+        live = self._open()
+        task_id = _task_id(task_id)
+        tracked = live.poller.track(task_id, endpoint=endpoint)
+        return Job(tracked, live.poller, live.api, params=None)
 
     async def query(self, task_id: str) -> TaskSnapshot:
         """One ``/openapi/v2/query`` of *task_id*, without waiting for it to end.
 
         Raises:
+            ValueError: *task_id* is not a RunningHub task id.
             TaskNotFoundError: RunningHub does not know the task (or it expired).
             APIError, TransportError: the query failed.
         """
-        transport, _, _ = self._open()
-        return await transport.query(str(task_id))
+        return await self._open().api.query(_task_id(task_id))
 
-    def handle_webhook(self, payload: Mapping[str, Any] | str | bytes) -> bool:
+    def handle_webhook(
+        self, payload: Mapping[str, Any] | str | bytes, *, token: str | None = None
+    ) -> bool:
         """Take a RunningHub ``TASK_END`` callback as the signal to check that task now.
 
-        Pass the JSON body your webhook endpoint received.  RunningHub does not sign
-        callbacks, so the payload is only a hint: one query confirms the outcome
-        before any waiter sees it, and a forged callback cannot inject a result.
+        Pass the body your webhook endpoint received, and the ``rh_token`` query
+        parameter of its URL (``runninghub_async.webhooks`` does both).  RunningHub
+        does not sign callbacks, so the payload is only a hint: one query confirms
+        the outcome before any waiter sees it, and a forged callback cannot inject
+        a result.
 
         Returns:
-            True when the task is one this client follows.
+            True when the callback was taken: a task this client follows, with the
+            right token when the client has a ``webhook_url``, the first time.
+            False when it was ignored (unknown task, wrong token, duplicate).
 
         Raises:
             ValueError: *payload* is not a TASK_END callback.
         """
-        _, poller, _ = self._open()
+        live = self._open()
         if isinstance(payload, str | bytes):
             try:
-                payload = json.loads(payload)
-            except ValueError as exc:
-                raise ValueError("webhook payload is not JSON") from exc
+                payload = decode_json(payload, "webhook payload")
+            except ProtocolError:
+                raise ValueError("webhook payload is not JSON (or nested too deeply)") from None
         if not isinstance(payload, Mapping) or payload.get("event") != "TASK_END":
             raise ValueError("not a RunningHub TASK_END callback")
         task_id = str(payload.get("taskId") or "")
         if not task_id.isdigit():
-            raise ValueError(f"webhook payload has no valid taskId: {task_id!r}")
-        return poller.poke(task_id)
-
-    async def _cancel(self, tracked: Tracked) -> bool:
-        transport, poller, _ = self._open()
-        if tracked.outcome is not None:
+            raise ValueError("webhook payload has no valid taskId")
+        tracked = live.poller.get(task_id)
+        if tracked is None or tracked.webhook_seen:
             return False
-        try:
-            await transport.cancel(tracked.task_id)
-        except AuthenticationError:
-            raise
-        except APIError:
-            # Refused: most likely the task ended first.  Learn how, and settle the job.
-            if poller.resolve(await transport.query(tracked.task_id)):
-                return False
-            raise
-        snapshot = await transport.query(tracked.task_id)
-        if snapshot.status.is_terminal and snapshot.status is not TaskStatus.CANCEL:
-            poller.resolve(snapshot)  # it ended before the cancel took effect
+        expected = tracked.webhook_token
+        if expected is not None and not hmac.compare_digest(expected, token or ""):
             return False
-        # Accepted: the task is cancelled even if the query lags behind.
-        poller.resolve(attrs.evolve(snapshot, status=TaskStatus.CANCEL))
-        return True
+        tracked.webhook_seen = True
+        return live.poller.poke(task_id)
 
-    # -- batches --------------------------------------------------------------------
+    # -- batches ---------------------------------------------------------------------
 
     async def run_many(
         self,
         endpoint: str,
-        params: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
+        params: _batch.Params,
         *,
         window: int | None = None,
     ) -> AsyncGenerator[BatchItem, None]:
@@ -530,76 +447,28 @@ class RunningHub:
         *params* is pulled lazily: at most *window* items (default: the client's
         ``max_in_flight``) are taken from it and not yet handed back, so an
         iterator of a million params costs the memory of a window.  One failing
-        item never stops the batch: it comes back with ``error`` set.  Breaking
-        out of the loop stops the batch (``aclose()`` it, or use
-        ``contextlib.aclosing``, to stop it at once rather than when collected).
+        item never stops the batch: it comes back with ``error`` set (a bad item's
+        ``InvalidParametersError`` too).  Breaking out of the loop stops the batch
+        (``aclose()`` it, or use ``contextlib.aclosing``, to stop it at once).
 
         Raises:
             ClientClosedError: the client is not open.
+            TypeError: *params* is not an iterable; *window* is not a positive int.
             Exception: whatever iterating *params* raised, after the items
                 already running have been handed back.
         """
-        _, _, tg = self._open()
-        size = window if window is not None else self._limiter.slots.limit
-        if size < 1:
-            raise ValueError(f"window must be >= 1, got {size!r}")
-        send, receive = anyio.create_memory_object_stream[BatchItem]()
-        feed = _BatchFeed()
-        scope = anyio.CancelScope()
-        tg.start_soon(self._feed_batch, endpoint, params, size, send, feed, scope)
-        try:
-            async with receive:
-                async for item in receive:
-                    yield item
-        finally:
-            scope.cancel()
-        if feed.error is not None:
-            raise feed.error
+        live = self._open()
+        _endpoint_path(endpoint)
+        size = window if window is not None else self._limiter.statistics().max_in_flight
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"window must be a positive int, got {window!r}")
+        items = _batch.check_params(params)
+        async for item in _batch.run_batch(
+            live.tg, lambda p: self.submit(endpoint, p), items, size
+        ):
+            yield item
 
-    async def _feed_batch(
-        self,
-        endpoint: str,
-        params: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
-        size: int,
-        send: anyio.abc.ObjectSendStream[BatchItem],
-        feed: _BatchFeed,
-        scope: anyio.CancelScope,
-    ) -> None:
-        with scope:
-            async with send, anyio.create_task_group() as tg:
-                window = anyio.Semaphore(size)
-                try:
-                    index = 0
-                    async for item in _aiter(params):
-                        await window.acquire()
-                        tg.start_soon(self._batch_item, endpoint, index, item, send, window)
-                        index += 1
-                except Exception as exc:  # the caller's iterator failed: hand it back
-                    feed.error = exc
-
-    async def _batch_item(
-        self,
-        endpoint: str,
-        index: int,
-        params: Mapping[str, Any],
-        send: anyio.abc.ObjectSendStream[BatchItem],
-        window: anyio.Semaphore,
-    ) -> None:
-        task_id: str | None = None
-        try:
-            try:
-                job = await self.submit(endpoint, params)
-                task_id = job.task_id
-                item = BatchItem(index, params, result=await job.wait(), task_id=task_id)
-            except (RunningHubError, ValueError, TypeError) as exc:
-                item = BatchItem(index, params, error=exc, task_id=task_id)
-            # If the consumer stopped iterating, nobody wants the item.
-            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await send.send(item)
-        finally:
-            window.release()
-
-    # -- images and files ---------------------------------------------------------------
+    # -- files -----------------------------------------------------------------------
 
     async def upload(
         self,
@@ -612,8 +481,7 @@ class RunningHub:
 
         The file is streamed, not read into memory, and its size is checked
         before anything is sent.  The same content is uploaded once per client
-        (also when several calls ask at once): later calls get the same
-        `UploadedFile`, whose ``download_url`` stays valid about a day.
+        (also when several calls ask at once).
 
         Args:
             source: a path (``pathlib.Path``), the bytes, or a binary file object
@@ -623,165 +491,17 @@ class RunningHub:
                 derived from the content's type.
             max_bytes: the largest file to send (default 30 MB).
 
-        Returns:
-            The upload: ``download_url`` for image params, ``file_name`` for
-            workflow nodes, ``size`` in bytes.
-
         Raises:
-            FileTooLargeError: the file is over *max_bytes* (nothing sent), or
-                RunningHub found it too large.
+            FileTooLargeError: the file is over *max_bytes* (nothing sent).
             InvalidParametersError: the file is empty, or RunningHub refused it.
             TypeError: *source* is not a path, bytes or a binary file object.
             OSError: the file cannot be read.
             APIError, TransportError: the upload failed (after retries).
             ClientClosedError: the client is not open.
         """
-        transport, _, _ = self._open()
+        live = self._open()
         local = await _uploads.inspect_local(source, filename=filename, read_limit=max_bytes)
-        return await _uploads.upload_local(transport, self._uploads, local, max_bytes=max_bytes)
-
-    async def submit_text_to_image(
-        self,
-        prompt: str,
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        webhook_url: str | None = None,
-    ) -> Job:
-        """Submit a nano-banana text-to-image job and return its handle.
-
-        Args:
-            prompt: what to draw.
-            model: one of ``"nano-banana-pro"`` (low-price channel),
-                ``"nano-banana-pro-official"``, ``"nano-banana-pro-ultra"``,
-                ``"nano-banana2"``, ``"nano-banana2-official"``, ``"nano-banana"``,
-                ``"nano-banana-official"``, ``"nano-banana2-lite"``,
-                ``"nano-banana2-lite-official"``.
-            aspect_ratio: e.g. ``"16:9"``; None for the model's default.
-            resolution: ``"1k"``, ``"2k"``, ``"4k"`` (ultra: ``"4k"``, ``"8k"``);
-                None for the default (1k; ultra 8k).  nano-banana v1 and lite
-                have no resolution.
-            webhook_url: a URL RunningHub calls when the task ends.
-
-        Raises:
-            ValueError: unknown *model* (the message lists the models).
-            InvalidParametersError: a value the model does not allow; ``field``,
-                ``value`` and ``allowed`` say which.  Nothing was sent.
-            Everything ``submit`` raises.
-        """
-        self._open()
-        path, body = _images.image_params(
-            "text-to-image",
-            prompt,
-            model=model,
-            aspect_ratio=aspect_ratio,
-            resolution=resolution,
-            validate=self._validate,
-        )
-        return await self.submit(path, body, webhook_url=webhook_url)
-
-    async def text_to_image(
-        self,
-        prompt: str,
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-    ) -> JobResult:
-        """Generate an image from *prompt* and wait for it (``submit_text_to_image`` + ``wait``).
-
-        Raises:
-            Everything ``submit_text_to_image`` and ``Job.wait`` raise.
-        """
-        job = await self.submit_text_to_image(
-            prompt, model=model, aspect_ratio=aspect_ratio, resolution=resolution
-        )
-        return await job.wait()
-
-    async def submit_edit_image(
-        self,
-        prompt: str,
-        images: Sequence[ImageInput],
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        webhook_url: str | None = None,
-    ) -> Job:
-        """Submit a nano-banana edit (image-to-image) job and return its handle.
-
-        Every argument is checked first, local files' sizes included; only then
-        are local files uploaded (once per distinct content) and replaced by
-        their URLs, and the job submitted.
-
-        Args:
-            prompt: what to do with the images.
-            images: http(s) URLs and ``data:`` URIs (sent as they are), and local
-                files as ``pathlib.Path``, bytes or binary file objects.
-            model: as for ``submit_text_to_image``.
-            aspect_ratio: e.g. ``"16:9"``; None for the model's default (for most
-                models, the input image's shape).
-            resolution: as for ``submit_text_to_image``.
-            webhook_url: a URL RunningHub calls when the task ends.
-
-        Raises:
-            ValueError: unknown *model* (the message lists the models).
-            InvalidParametersError: a value the model does not allow, too many
-                images, or a str image that is not a URL; nothing was uploaded.
-            FileTooLargeError: an image is over the model's per-image limit
-                (``field`` ``imageUrls[i]``); nothing was uploaded.
-            TypeError: *images* is not a list of images.
-            OSError: a local file cannot be read.
-            Everything ``upload`` and ``submit`` raise.
-        """
-        transport, _, _ = self._open()
-        path = _images.endpoint_for("edit", model)
-        inputs = _images.check_images(images, path)
-
-        def params(
-            urls: Sequence[str], sizes: Mapping[str, int] | None = None
-        ) -> tuple[str, dict[str, Any]]:
-            return _images.image_params(
-                "edit",
-                prompt,
-                model=model,
-                aspect_ratio=aspect_ratio,
-                resolution=resolution,
-                image_urls=urls,
-                image_sizes=sizes,
-                validate=self._validate,
-            )
-
-        # Cheap checks before any file is touched, then sizes before any upload.
-        params([_images.image_label(image) for image in inputs])
-        sources = await _uploads.inspect_images(inputs)
-        labels = [s if isinstance(s, str) else s.label for s in sources]
-        params(labels, _uploads.known_sizes(sources))
-        urls = await _uploads.upload_images(transport, self._uploads, sources)
-        path, body = params(urls)
-        return await self.submit(path, body, webhook_url=webhook_url)
-
-    async def edit_image(
-        self,
-        prompt: str,
-        images: Sequence[ImageInput],
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-    ) -> JobResult:
-        """Edit *images* as *prompt* says and wait for the result.
-
-        ``submit_edit_image`` then ``Job.wait``.
-
-        Raises:
-            Everything ``submit_edit_image`` and ``Job.wait`` raise.
-        """
-        job = await self.submit_edit_image(
-            prompt, images, model=model, aspect_ratio=aspect_ratio, resolution=resolution
-        )
-        return await job.wait()
+        return await _uploads.upload_local(live.api, self._upload_cache, local, max_bytes=max_bytes)
 
     async def download(
         self,
@@ -792,81 +512,100 @@ class RunningHub:
     ) -> list[pathlib.Path]:
         """Download result files into *dest_dir* (created if missing).
 
-        Each file is streamed to ``<name>.part`` and renamed when complete.
-        Outputs of a `JobResult` are named ``<task_id>_<n>.<ext>``; a bare
-        `Output` after the last segment of its URL, sanitised (never a path
-        outside *dest_dir*).  An existing file is never replaced: the new one
-        gets ``-1``, ``-2``, ... before its extension.  Downloads go through a
-        separate HTTP session that never carries the API key, *concurrency* at a
-        time, and do not hold job slots.
-
-        Args:
-            source: a result, an output, or an iterable of them; outputs without
-                a URL (text outputs) are skipped.
-            dest_dir: the directory to write to.
-            concurrency: downloads at once.
-
-        Returns:
-            One path per output with a URL, in order.
+        Each file is streamed to ``<name>.part`` and renamed when complete, after
+        its first bytes were checked against its kind (an HTML page is never saved
+        as ``.png``).  Outputs of a `JobResult` are named ``<task_id>_<n>.<ext>``;
+        a bare `Output` after the last segment of its URL, sanitised.  An existing
+        file is never replaced.  Downloads use a separate session that never
+        carries the API key, *concurrency* at a time, bounded by
+        ``Timeouts.download_total`` and ``download_min_rate``.
 
         Raises:
             APIError: the file host answered with an HTTP error (an expired URL).
-            TransportError: the connection failed or broke mid-file.  The other
-                downloads are cancelled, and no partial file is left behind
-                (files already complete stay).
+            UnexpectedContentError: a file is not the kind it claims to be.
+            TransportError: the connection failed, broke, or was too slow.
             OSError: *dest_dir* cannot be written.
             TypeError, ValueError: *source* holds something else, or a URL is not http(s).
             ClientClosedError: the client is not open.
         """
-        transport, _, _ = self._open()
+        live = self._open()
         plan = _downloads.plan_downloads(source)
-        return await _downloads.download_outputs(transport, plan, dest_dir, concurrency=concurrency)
+        return await _downloads.download_outputs(
+            live.transport, plan, dest_dir, concurrency=concurrency
+        )
 
-    # -- account ----------------------------------------------------------------------
+    async def read(self, output: Output, *, max_bytes: int = _MAX_READ_BYTES) -> bytes:
+        """The bytes of *output*'s file, checked against its kind (key-less session).
+
+        Raises:
+            ValueError: the output has no file, or it is over *max_bytes*.
+            Everything ``download`` raises for one file.
+        """
+        return await _downloads.read_output(self._open().transport, output, max_bytes=max_bytes)
+
+    async def stream(self, output: Output) -> AsyncIterator[bytes]:
+        """The bytes of *output*'s file as they arrive (``async for chunk in ...``).
+
+        Raises:
+            Everything ``read`` raises.
+        """
+        async for chunk in _downloads.stream_output(self._open().transport, output):
+            yield chunk
+
+    # -- account ---------------------------------------------------------------------
 
     async def queue_status(self) -> QueueStatus:
         """The key's concurrency limit and current load (``/openapi/v2/queue/status``)."""
-        transport, _, _ = self._open()
-        path = "/openapi/v2/queue/status"
-        data = await transport.envelope("GET", path)
-        return transport.structure(data, QueueStatus, path)
+        return await self._open().api.queue_status()
 
     async def account(self) -> AccountStatus:
         """The account behind the key: balance, coins, running tasks, key type."""
-        transport, _, _ = self._open()
-        data = await transport.account_data()
-        return transport.structure(data, AccountStatus, "/uc/openapi/accountStatus")
+        return await self._open().api.account()
 
-    # -- introspection ------------------------------------------------------------------
+    # -- introspection -----------------------------------------------------------------
 
     def statistics(self) -> ClientStatistics:
         """A snapshot of the client: outstanding jobs, slots, local queue, queries sent."""
-        poller = self._poller.statistics() if self._poller else PollerStatistics(0, 0, 0, 0, 0, 0)
+        live = self._live
+        poller = live.poller.statistics() if live else PollerStatistics(0, 0, 0, 0, 0, 0)
         return ClientStatistics(
             outstanding=poller.outstanding,
             limiter=self._limiter.statistics(),
             poller=poller,
-            submits_sent=self._submits_sent,
-            submits_accepted=self._submits_accepted,
-            requests_sent=self._transport.requests_sent if self._transport else 0,
+            submits_sent=live.submitter.sent if live else 0,
+            submits_accepted=live.submitter.accepted if live else 0,
+            requests_sent=live.transport.requests_sent if live else 0,
+            orphaned=tuple(live.submitter.orphaned) if live else (),
         )
 
     def __repr__(self) -> str:
         s = self._limiter.statistics()
-        outstanding = self._poller.statistics().outstanding if self._poller else 0
+        outstanding = self._live.poller.statistics().outstanding if self._live else 0
         return (
             f"<RunningHub {self.base_url} {self._state.value} outstanding={outstanding} "
             f"in_flight={s.in_flight}/{s.window}>"
         )
 
 
-async def _aiter(
-    items: Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]],
-) -> AsyncIterator[Mapping[str, Any]]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
-            await anyio.lowlevel.checkpoint()
+def _task_id(task_id: object) -> str:
+    text = str(task_id).strip()
+    if not text.isdigit() or len(text) > 40:
+        raise ValueError(f"not a RunningHub task id: {text[:60]!r}")
+    return text
+
+
+def _encoded(body: Mapping[str, Any], path: str) -> bytes:
+    """*body* as JSON, or an `InvalidParametersError` naming the field JSON cannot hold."""
+    try:
+        return encode_json(body)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    for name, value in body.items():
+        try:
+            encode_json(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            problem = "is NaN or infinite" if isinstance(exc, ValueError) else (
+                f"is a {type(value).__name__}, which JSON cannot carry"
+            )
+            raise invalid_parameter(name, problem, value=value, endpoint=path) from None
+    raise invalid_parameter("params", "cannot be encoded as JSON", endpoint=path)

@@ -11,17 +11,18 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Final, cast
 from urllib.parse import unquote, urlsplit
 
 import anyio
 
-from ._gather import run_all
+from ._concurrency import run_all
+from ._errors import UnexpectedContentError
 from ._models import JobResult, Output
 from ._transport import Transport
 
-__all__ = ["download_outputs", "plan_downloads"]
+__all__ = ["check_kind", "download_outputs", "plan_downloads", "read_output", "stream_output"]
 
 _CHUNK: Final = 256 * 1024
 # Cleanup after a failure or cancellation must finish, but never hang the caller.
@@ -35,6 +36,44 @@ _RESERVED = frozenset(
     | {f"LPT{i}" for i in range(1, 10)}
 )
 _MAX_NAME = 120
+
+
+def _is_mp3(head: bytes) -> bool:
+    return head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+
+
+# What the first bytes of a file of each kind look like.  Kinds not listed
+# (text, json, unknown) are not checked.
+_SIGNATURES: Final[dict[str, Callable[[bytes], bool]]] = {
+    "png": lambda h: h.startswith(b"\x89PNG\r\n\x1a\n"),
+    "jpg": lambda h: h.startswith(b"\xff\xd8\xff"),
+    "jpeg": lambda h: h.startswith(b"\xff\xd8\xff"),
+    "gif": lambda h: h.startswith(b"GIF8"),
+    "webp": lambda h: h[:4] == b"RIFF" and h[8:12] == b"WEBP",
+    "bmp": lambda h: h.startswith(b"BM"),
+    "mp4": lambda h: h[4:8] == b"ftyp",
+    "mov": lambda h: h[4:8] in (b"ftyp", b"moov", b"wide", b"mdat"),
+    "m4a": lambda h: h[4:8] == b"ftyp",
+    "webm": lambda h: h.startswith(b"\x1a\x45\xdf\xa3"),
+    "wav": lambda h: h[:4] == b"RIFF" and h[8:12] == b"WAVE",
+    "mp3": _is_mp3,
+    "flac": lambda h: h.startswith(b"fLaC"),
+    "ogg": lambda h: h.startswith(b"OggS"),
+    "glb": lambda h: h.startswith(b"glTF"),
+    "zip": lambda h: h.startswith(b"PK"),
+}
+_SNIFF_BYTES: Final = 16
+
+
+def check_kind(head: bytes, ext: str, what: str) -> None:
+    """Raise `UnexpectedContentError` when *head* cannot start a file of kind *ext*."""
+    signature = _SIGNATURES.get(ext.lower())
+    if signature is None or signature(head):
+        return
+    looks = "an HTML page" if head.lstrip()[:1] == b"<" else "something else"
+    raise UnexpectedContentError(
+        f"{what} should be {ext} but its content is {looks}; nothing was kept", expected=ext
+    )
 
 
 def _safe_name(text: str) -> str:
@@ -157,11 +196,14 @@ async def download_outputs(
 async def _download(
     transport: Transport, url: str, dest: anyio.Path, name: str, taken: set[str]
 ) -> pathlib.Path:
-    async with transport.open_file(url) as response:
+    async with transport.stream(url) as stream:
+        chunks = _checked(stream.chunks, name.rpartition(".")[2], name)
+        first = await anext(chunks, b"")  # a mismatch fails before any file exists
         final, part, file = await _claim(dest, name, taken)
         try:
             async with file:
-                async for chunk in response.content.iter_chunked(_CHUNK):
+                await file.write(first)
+                async for chunk in chunks:
                     await file.write(chunk)
             final = await _publish(dest, part, final, name, taken)
         except BaseException:
@@ -171,6 +213,51 @@ async def _download(
         with anyio.move_on_after(_CLEANUP_SECONDS, shield=True):
             await part.unlink(missing_ok=True)
     return pathlib.Path(final)
+
+
+async def _checked(chunks: AsyncIterator[bytes], ext: str, what: str) -> AsyncIterator[bytes]:
+    """*chunks*, once the first bytes have been checked against the kind *ext*."""
+    head = b""
+    async for chunk in chunks:
+        if len(head) < _SNIFF_BYTES:
+            head += chunk
+            if len(head) < _SNIFF_BYTES:
+                continue
+            check_kind(head, ext, what)
+            chunk, head = head, head[:_SNIFF_BYTES]
+        yield chunk
+    if 0 < len(head) < _SNIFF_BYTES:
+        check_kind(head, ext, what)
+        yield head
+
+
+async def stream_output(transport: Transport, output: Output) -> AsyncIterator[bytes]:
+    """The bytes of *output*'s file, chunk by chunk, checked against its kind."""
+    url, name = _only(output)
+    async with transport.stream(url) as stream:
+        async for chunk in _checked(stream.chunks, name.rpartition(".")[2], name):
+            yield chunk
+
+
+async def read_output(transport: Transport, output: Output, *, max_bytes: int) -> bytes:
+    """The whole file of *output*, at most *max_bytes* long."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in stream_output(transport, output):
+        size += len(chunk)
+        if size > max_bytes:
+            raise ValueError(f"the output is larger than max_bytes={max_bytes}")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _only(output: object) -> tuple[str, str]:
+    if not isinstance(output, Output):
+        raise TypeError(f"expected an Output, got {type(output).__name__}")
+    plan = plan_downloads(output)
+    if not plan:
+        raise ValueError("this output has no file (a text output: read output.text)")
+    return plan[0]
 
 
 async def _claim(

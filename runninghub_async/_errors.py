@@ -17,6 +17,7 @@
     │   ├── ConnectError                  could not connect: the request was never sent
     │   ├── RequestTimeoutError           no answer in time; also a TimeoutError
     │   └── ProtocolError                 connection dropped mid-answer, or the body was not JSON
+    │       └── UnexpectedContentError    a downloaded file is not the kind it claims to be
     ├── TaskError                         the remote job ended badly (.task_id)
     │   ├── TaskFailedError               status FAILED (.code, .message, .failed_reason)
     │   ├── TaskCancelledError            status CANCEL: cancelled on RunningHub
@@ -59,7 +60,11 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFoundError",
     "TransportError",
+    "UnexpectedContentError",
     "api_error",
+    "invalid_parameter",
+    "is_transient",
+    "proves_not_accepted",
 ]
 
 
@@ -181,6 +186,21 @@ class RequestTimeoutError(TransportError, TimeoutError):
 
 class ProtocolError(TransportError):
     """The connection broke before a full answer arrived, or the answer was malformed."""
+
+
+class UnexpectedContentError(ProtocolError):
+    """A downloaded file's bytes are not of the kind its name or type claims.
+
+    An HTML login page served with HTTP 200 instead of an image is the usual case;
+    nothing is written under the expected name.
+
+    Attributes:
+        expected: the kind the output claimed (``"png"``, ``"mp4"``, ...).
+    """
+
+    def __init__(self, message: str, *, expected: str) -> None:
+        super().__init__(message)
+        self.expected = expected
 
 
 class TaskError(RunningHubError):
@@ -348,6 +368,50 @@ def api_error(
     key = str(code).strip()
     cls = _CODES.get(key, APIError)
     return cls(key, message, endpoint=endpoint, http_status=http_status)
+
+
+# Codes that say "not now, try later" without anything having been done.
+_TRANSIENT_CODES = frozenset({"1003", "1005", "1010", "1011", "1012", "500", "1504"})
+
+
+def proves_not_accepted(exc: BaseException) -> bool:
+    """Whether *exc*, raised by a submit, proves RunningHub did not take the task.
+
+    Such a submit may be sent again (design rule 1): the connection was never
+    made, or RunningHub answered with a rejection that creates no task.
+    """
+    if isinstance(exc, TransportError):
+        return not exc.request_sent
+    if isinstance(exc, APIError):
+        return exc.code in RETRYABLE_SUBMIT_CODES or exc.http_status == 429
+    return False
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a call that is safe to repeat (a query, an upload) should be tried again."""
+    if isinstance(exc, TransportError | ServerError | RateLimitedError):
+        return True
+    return isinstance(exc, APIError) and exc.code in _TRANSIENT_CODES
+
+
+def invalid_parameter(
+    field: str,
+    problem: str,
+    *,
+    value: object = None,
+    allowed: str | None = None,
+    endpoint: str | None = None,
+) -> InvalidParametersError:
+    """The local (nothing sent) `InvalidParametersError` for *field*, not raised."""
+    tail = f"; allowed: {allowed}" if allowed else ""
+    return InvalidParametersError(
+        "local",
+        f"{field} {problem}{tail}",
+        endpoint=endpoint,
+        field=field,
+        value=value,
+        allowed=allowed,
+    )
 
 
 def http_error(status: int, reason: str, *, endpoint: str | None = None) -> APIError:

@@ -1,14 +1,22 @@
-"""``Job``: the handle of one RunningHub task, created by the client."""
+"""``Job``: the handle of one RunningHub task, over the poller's task future."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from ._models import JobResult
+import attrs
+
+from ._api import Api
+from ._errors import APIError, AuthenticationError
+from ._models import JobEvent, JobResult, TaskStatus
 from ._poller import Poller, Tracked
 
 __all__ = ["Job"]
+
+# Cancel refusals that mean "the task already ended" (legacy codes: status error,
+# not found, task finished).
+_ENDED_CODES = frozenset({"805", "807", "423", "1004"})
 
 
 class Job:
@@ -20,19 +28,14 @@ class Job:
     so a later ``wait()`` still gets the result.
     """
 
-    __slots__ = ("_cancel", "_poller", "_tracked", "params")
+    __slots__ = ("_api", "_poller", "_tracked", "params")
 
     def __init__(
-        self,
-        tracked: Tracked,
-        poller: Poller,
-        *,
-        params: Mapping[str, Any] | None,
-        cancel: Callable[[Tracked], Awaitable[bool]],
+        self, tracked: Tracked, poller: Poller, api: Api, *, params: Mapping[str, Any] | None
     ) -> None:
         self._tracked = tracked
         self._poller = poller
-        self._cancel = cancel
+        self._api = api
         self.params = params
         """The params it was submitted with (None for an attached task)."""
 
@@ -45,6 +48,11 @@ class Job:
     def endpoint(self) -> str | None:
         """The endpoint path it was submitted to, when known."""
         return self._tracked.endpoint
+
+    @property
+    def status(self) -> TaskStatus:
+        """The last status the client saw (``UNKNOWN`` before the first answer)."""
+        return self._tracked.status
 
     def done(self) -> bool:
         """Whether the job has an outcome (a result or an error) already."""
@@ -74,7 +82,33 @@ class Job:
         if isinstance(outcome, JobResult):
             return outcome
         assert outcome is not None
-        raise outcome
+        # The same exception object is raised to every waiter: start its traceback
+        # afresh each time, so the thousandth wait's is as short as the first's.
+        raise outcome.with_traceback(None)
+
+    async def events(self) -> AsyncIterator[JobEvent]:
+        """Each status change, as it is seen, ending after the last one.
+
+        The stream starts with every event seen so far, so a late consumer misses
+        nothing; several may iterate one job, and stopping early changes nothing
+        else.  A job that ends locally (its deadline, the client closing) ends the
+        stream without a terminal event; ``wait()`` then says why.
+        """
+        tracked = self._tracked
+        seen = 0
+        while True:
+            while seen < len(tracked.events):
+                event = tracked.events[seen]
+                seen += 1
+                yield event
+            if tracked.outcome is not None:
+                return
+            changed = tracked.changed
+            self._poller.watch(tracked)  # someone is looking: keep the normal cadence
+            try:
+                await changed.wait()
+            finally:
+                self._poller.unwatch(tracked)
 
     async def cancel(self) -> bool:
         """Ask RunningHub to cancel the task.
@@ -86,9 +120,33 @@ class Job:
             APIError: RunningHub refused for another reason.
             TransportError: no usable answer.
         """
-        return await self._cancel(self._tracked)
+        tracked = self._tracked
+        if tracked.outcome is not None:
+            return False
+        try:
+            await self._api.cancel(tracked.task_id)
+        except AuthenticationError:
+            raise
+        except APIError as exc:
+            # Refused: most likely the task ended during the round trip.  Settle it.
+            snapshot = await self._api.query(tracked.task_id)
+            if self._poller.resolve(snapshot) or self.done():
+                return False
+            if exc.code in _ENDED_CODES:
+                self._poller.poke(tracked.task_id)  # the query lags behind the end
+                return False
+            raise
+        snapshot = await self._api.query(tracked.task_id)
+        if self.done():
+            return False
+        if snapshot.status.is_terminal and snapshot.status is not TaskStatus.CANCEL:
+            self._poller.resolve(snapshot)  # it ended before the cancel took effect
+            return False
+        # Accepted: the task is cancelled even if the query lags behind.
+        self._poller.resolve(attrs.evolve(snapshot, status=TaskStatus.CANCEL))
+        return True
 
     def __repr__(self) -> str:
         outcome = self._tracked.outcome
-        state = "pending" if outcome is None else type(outcome).__name__
+        state = self._tracked.status.value if outcome is None else type(outcome).__name__
         return f"<Job {self.task_id} {self.endpoint or '?'} {state}>"

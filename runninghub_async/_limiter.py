@@ -1,11 +1,12 @@
-"""Admission control: slots for outstanding jobs, and a token bucket over HTTP calls.
+"""Admission control: job slots, and a request-rate budget that slows down when told to.
+
+``Limiter`` and ``Slot`` are the seam the client takes (``RunningHub(limiter=...)``):
+`LocalLimiter` is the in-process implementation; a shared, multi-process one
+(``runninghub_async.redis.RedisLimiter``) implements the same protocols.
 
 Both queues are FIFO and cancel-safe: a waiter that is cancelled leaves the queue
-and, if it had just been handed a slot, passes it on.
-
-The seam for sharing one key's budget across processes (a Redis-backed engine,
-say) is the pair of small interfaces ``Slots`` and ``RateGate``: ``Limiter``
-only calls the methods they declare.
+and, if it had just been handed a slot, passes it on.  A job's `Slot` is released
+exactly once, by whoever ends the job; a second release is a no-op.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import Callable
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 import anyio
 import attrs
@@ -21,14 +23,23 @@ import attrs
 __all__ = [
     "Limiter",
     "LimiterStatistics",
-    "RateGate",
+    "LocalLimiter",
+    "Slot",
     "SlotWindow",
-    "Slots",
     "TokenBucket",
     "monotonic",
 ]
 
 Clock = Callable[[], float]
+
+# After a rate rejection the budget halves, and regains this fraction of its
+# configured rate per second of successes: a storm ends in successes, not timeouts.
+_DECREASE = 0.5
+_RECOVERY_PER_SECOND = 0.05
+_FLOOR_FRACTION = 0.05
+# With no Retry-After, pause new calls for this long after a rejection.
+_DEFAULT_PAUSE = 1.0
+_MAX_PAUSE = 60.0
 
 
 def monotonic() -> float:
@@ -36,22 +47,77 @@ def monotonic() -> float:
     return asyncio.get_running_loop().time()
 
 
-class RateGate(Protocol):
-    """Something that paces calls: ``acquire`` returns when one more may be made."""
+@attrs.frozen
+class LimiterStatistics:
+    """A snapshot of the limiter.
 
-    async def acquire(self) -> None: ...
+    Attributes:
+        max_in_flight: the configured bound on outstanding jobs.
+        window: slots usable now (below ``max_in_flight`` after 421s).
+        in_flight: slots held by jobs being submitted or outstanding.
+        waiting_for_slot: jobs queued locally for a slot.
+        waiting_for_rate: HTTP calls waiting for the request budget.
+        rejections_absorbed: concurrency and rate rejections turned into waits.
+    """
+
+    max_in_flight: int
+    window: int
+    in_flight: int
+    waiting_for_slot: int
+    waiting_for_rate: int
+    rejections_absorbed: int
 
 
-class Slots(Protocol):
-    """A bounded pool of job slots whose size may adapt to rejections."""
+class Slot(Protocol):
+    """One held job slot.  ``release()`` is synchronous and idempotent."""
 
-    async def acquire(self, *, front: bool = False) -> None: ...
+    def release(self) -> None:
+        """Give the slot back (only the first call counts)."""
 
-    def release(self) -> None: ...
 
-    def rejected(self) -> None: ...
+class Limiter(Protocol):
+    """What ``RunningHub(limiter=...)`` takes.
 
-    def accepted(self) -> None: ...
+    The client enters it (``async with limiter``) inside its own ``async with``
+    and leaves it on close; an implementation starts and stops its background
+    work there.
+    """
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def acquire_slot(self, *, front: bool = False) -> Slot:
+        """Wait (FIFO; *front* queues first) for a job slot."""
+        ...
+
+    def slot_rejected(self) -> None:
+        """A submit holding a slot got 421: shrink to the slots held besides it."""
+
+    def slot_accepted(self) -> None:
+        """A submit was accepted: grow the window back toward the limit."""
+
+    def set_limit(self, limit: int) -> None:
+        """Change the bound on outstanding jobs."""
+
+    def slot_demand(self) -> bool:
+        """Whether callers are waiting for a slot now."""
+        ...
+
+    async def acquire_request(self) -> None:
+        """Wait for one call of the request-rate budget."""
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        """The server said "slow down" (1003, 429): lower the rate, pause *retry_after* s."""
+
+    def statistics(self) -> LimiterStatistics:
+        """A snapshot."""
+        ...
 
 
 @attrs.define(eq=False)
@@ -64,7 +130,9 @@ class TokenBucket:
     """A token bucket: *rate* calls per second, bursts of at most *burst* calls.
 
     The default burst is a quarter second's worth (at least one call), so no
-    one-second window sees more than ``1.25 * rate`` calls.  ``rate=None`` never waits.
+    one-second window sees more than ``1.25 * rate`` calls.  ``rate=None`` never
+    waits.  ``throttle()`` halves the current rate (and pauses); it then recovers
+    toward the configured rate as time passes without rejections.
     """
 
     def __init__(
@@ -77,8 +145,10 @@ class TokenBucket:
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, (rate or 0) / 4)
         self._clock = clock
+        self._current = rate
         self._tokens = self.burst
         self._stamp: float | None = None
+        self._paused_until = 0.0
         self._waiters: collections.deque[anyio.Event] = collections.deque()
 
     @property
@@ -86,16 +156,42 @@ class TokenBucket:
         """Callers waiting for a token."""
         return len(self._waiters)
 
-    def _take(self) -> bool:
-        assert self.rate is not None
+    @property
+    def current_rate(self) -> float | None:
+        """The rate in force now (below ``rate`` after a throttle)."""
+        return self._current
+
+    def throttle(self, retry_after: float | None = None) -> None:
+        """Halve the rate and drain the bank; no call passes for *retry_after* seconds."""
         now = self._clock()
+        pause = _DEFAULT_PAUSE if retry_after is None else min(_MAX_PAUSE, max(0.0, retry_after))
+        self._paused_until = max(self._paused_until, now + pause)
+        if self.rate is not None and self._current is not None:
+            self._current = max(self.rate * _FLOOR_FRACTION, self._current * _DECREASE)
+            self._tokens = min(self._tokens, 0.0)
+
+    def _take(self, now: float) -> bool:
+        rate = self._current
+        assert rate is not None
+        assert self.rate is not None
         if self._stamp is not None:
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+            elapsed = now - self._stamp
+            self._tokens = min(self.burst, self._tokens + elapsed * rate)
+            if rate < self.rate:
+                self._current = min(self.rate, rate + elapsed * self.rate * _RECOVERY_PER_SECOND)
         self._stamp = now
         if self._tokens >= 1:
             self._tokens -= 1
             return True
         return False
+
+    def _delay(self, now: float) -> float:
+        """Seconds until a call may pass, or 0 after taking a token now."""
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self._current is None or self._take(now):
+            return 0.0
+        return (1 - self._tokens) / self._current
 
     def acquire_nowait(self) -> None:
         """Take a token now.
@@ -103,7 +199,7 @@ class TokenBucket:
         Raises:
             anyio.WouldBlock: no token is free, or others are already waiting.
         """
-        if self.rate is not None and (self._waiters or not self._take()):
+        if self._waiters or self._delay(self._clock()) > 0:
             raise anyio.WouldBlock
 
     async def acquire(self) -> None:
@@ -112,7 +208,7 @@ class TokenBucket:
         Returns without yielding when a token is free: this sits on every request's
         path, and an event-loop round trip per call is measurable.
         """
-        if self.rate is None or (not self._waiters and self._take()):
+        if not self._waiters and self._delay(self._clock()) == 0.0:
             return
         turn = anyio.Event()
         self._waiters.append(turn)
@@ -120,12 +216,23 @@ class TokenBucket:
             if self._waiters[0] is not turn:
                 await turn.wait()
             # The head of the queue sleeps exactly until its token is due.
-            while not self._take():  # noqa: ASYNC110
-                await anyio.sleep((1 - self._tokens) / self.rate)
+            while (delay := self._delay(self._clock())) > 0:  # noqa: ASYNC110
+                await anyio.sleep(delay)
         finally:
             self._waiters.remove(turn)
             if self._waiters:
                 self._waiters[0].set()
+
+
+@attrs.define(eq=False)
+class _LocalSlot:
+    window: SlotWindow
+    released: bool = False
+
+    def release(self) -> None:
+        if not self.released:
+            self.released = True
+            self.window.give_back()
 
 
 class SlotWindow:
@@ -168,14 +275,14 @@ class SlotWindow:
         self._window = float(limit)
         self._grant()
 
-    async def acquire(self, *, front: bool = False) -> None:
+    async def acquire(self, *, front: bool = False) -> Slot:
         """Wait for a slot; *front* queues ahead of everyone (a job put back after a rejection).
 
         Returns without yielding when a slot is free.
         """
         if not self._waiters and self._in_use < self.capacity:
             self._in_use += 1
-            return
+            return _LocalSlot(self)
         waiter = _Waiter()
         if front:
             self._waiters.appendleft(waiter)
@@ -185,15 +292,16 @@ class SlotWindow:
             await waiter.event.wait()
         except BaseException:
             if waiter.granted:
-                self.release()
+                self.give_back()
             else:
                 self._waiters.remove(waiter)
             raise
+        return _LocalSlot(self)
 
-    def release(self) -> None:
-        """Give a slot back; the longest waiter gets it."""
+    def give_back(self) -> None:
+        """One slot is free again; the longest waiter gets it.  Called by `Slot.release`."""
         if self._in_use <= 0:
-            raise RuntimeError("release() without a matching acquire()")
+            raise RuntimeError("a slot was released more often than acquired")
         self._in_use -= 1
         self._grant()
 
@@ -215,34 +323,54 @@ class SlotWindow:
             waiter.event.set()
 
 
-@attrs.frozen
-class LimiterStatistics:
-    """A snapshot of the limiter.
+class LocalLimiter:
+    """The in-process `Limiter`: a `SlotWindow` plus a `TokenBucket` over every HTTP call."""
 
-    Attributes:
-        max_in_flight: the configured bound on outstanding jobs.
-        window: slots usable now (below ``max_in_flight`` after 421s).
-        in_flight: slots held by jobs being submitted or outstanding.
-        waiting_for_slot: jobs queued locally for a slot.
-        waiting_for_rate: HTTP calls waiting for the token bucket.
-        rejections_absorbed: concurrency and rate rejections turned into waits.
-    """
-
-    max_in_flight: int
-    window: int
-    in_flight: int
-    waiting_for_slot: int
-    waiting_for_rate: int
-    rejections_absorbed: int
-
-
-class Limiter:
-    """Slots for outstanding jobs plus a token bucket over every HTTP call."""
-
-    def __init__(self, slots: SlotWindow, rate: TokenBucket) -> None:
-        self.slots = slots
-        self.rate = rate
+    def __init__(self, max_in_flight: int, requests_per_second: float | None) -> None:
+        self.slots = SlotWindow(max_in_flight)
+        self.rate = TokenBucket(requests_per_second)
         self.rejections_absorbed = 0
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def acquire_slot(self, *, front: bool = False) -> Slot:
+        """Wait for a job slot (FIFO; *front* first)."""
+        return await self.slots.acquire(front=front)
+
+    def slot_rejected(self) -> None:
+        """A 421: shrink the window and count the absorbed rejection."""
+        self.rejections_absorbed += 1
+        self.slots.rejected()
+
+    def slot_accepted(self) -> None:
+        """An accepted submit: grow the window back."""
+        self.slots.accepted()
+
+    def set_limit(self, limit: int) -> None:
+        """Change the bound on outstanding jobs."""
+        self.slots.set_limit(limit)
+
+    def slot_demand(self) -> bool:
+        """Whether callers wait for a slot."""
+        return self.slots.waiting > 0
+
+    async def acquire_request(self) -> None:
+        """Wait for the request budget."""
+        await self.rate.acquire()
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        """A 1003/429: slow every call of this client down."""
+        self.rejections_absorbed += 1
+        self.rate.throttle(retry_after)
 
     def statistics(self) -> LimiterStatistics:
         """A snapshot of the limiter's state."""
@@ -258,6 +386,6 @@ class Limiter:
     def __repr__(self) -> str:
         s = self.statistics()
         return (
-            f"<Limiter in_flight={s.in_flight}/{s.window} max={s.max_in_flight} "
-            f"waiting={s.waiting_for_slot} rate={self.rate.rate}>"
+            f"<LocalLimiter in_flight={s.in_flight}/{s.window} max={s.max_in_flight} "
+            f"waiting={s.waiting_for_slot} rate={self.rate.current_rate}>"
         )

@@ -14,6 +14,7 @@ __all__ = [
     "AccountStatus",
     "BatchItem",
     "FailedReason",
+    "JobEvent",
     "JobResult",
     "Output",
     "QueueStatus",
@@ -111,6 +112,22 @@ class TaskSnapshot:
     outputs: tuple[Output, ...] = ()
     client_id: str = ""
     prompt_tips: str = ""
+
+
+@attrs.frozen
+class JobEvent:
+    """A job's status changed (``Job.events()``).
+
+    Attributes:
+        status: the new status; the last event of a job is terminal.
+        at: when the client saw it, in seconds since the epoch (``time.time()``).
+        eta: seconds until the job likely ends, from jobs of the same endpoint
+            that already finished (None while nothing is known; 0 at the end).
+    """
+
+    status: TaskStatus
+    at: float
+    eta: float | None = None
 
 
 @attrs.frozen

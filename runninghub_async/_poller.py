@@ -1,31 +1,34 @@
 """The shared poller: one loop that checks every outstanding task and resolves its job.
 
-Each tracked task sits in a heap keyed by the time of its next check.  The loop
-starts the checks that are due, at most ``PollPolicy.max_concurrent`` at once and
-at most ``max_rate`` per second (on top of the client's own request budget), so
-its query rate is bounded whatever the number of jobs.  A check that finds the
-task ended resolves it; otherwise the task goes back into the heap.
+Each tracked task sits in a heap keyed by the time of its next check, and in a
+second heap keyed by its deadline.  The loop starts the checks that are due, at
+most ``PollPolicy.max_concurrent`` at once and at most ``max_rate`` per second (on
+top of the client's request budget), so its query rate is bounded whatever the
+number of jobs.  Each check is bounded by ``PollPolicy.check_timeout``, so a
+server that stalls some answers cannot hold the others up.  A deadline ends a job
+whether or not a check of it is in flight.  Where checks go is `_schedule`'s job.
 
-Cadence: the first check of a job comes near the earliest time jobs of the same
-endpoint have been seen to end; around their typical duration checks are dense;
-past it they back off.  A job nobody waits on is checked at ``max_interval``.
+The poller resolves jobs and releases their slots; it never calls back into the
+client.
 """
 
 from __future__ import annotations
 
-import bisect
-import collections
+import asyncio
 import heapq
 import itertools
 import logging
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import attrs
 
+from . import _schedule
 from ._config import PollPolicy
 from ._errors import (
     AuthenticationError,
@@ -36,8 +39,8 @@ from ._errors import (
     TaskFailedError,
     TaskNotFoundError,
 )
-from ._limiter import TokenBucket, monotonic
-from ._models import JobResult, TaskSnapshot, TaskStatus
+from ._limiter import Slot, monotonic
+from ._models import JobEvent, JobResult, TaskSnapshot, TaskStatus
 
 __all__ = ["Poller", "PollerStatistics", "Tracked"]
 
@@ -47,35 +50,44 @@ Clock = Callable[[], float]
 Query = Callable[[str], Awaitable[TaskSnapshot]]
 RemoteCancel = Callable[[str], Awaitable[None]]
 
-# Below this many successful jobs an endpoint's durations are not trusted yet.
-_MIN_SAMPLES = 2
-# The first check comes at this quantile of learned durations; checks stay dense up to _DENSE_UNTIL.
-_FIRST_CHECK = 0.1
-_DENSE_UNTIL = 0.9
 # Bound on the best-effort remote cancel after a job deadline.
 _CANCEL_TIMEOUT = 10.0
 
 
 @attrs.define(eq=False, repr=False)
 class Tracked:
-    """One task the poller follows, and the outcome its waiters will see."""
+    """One task the poller follows: the future its waiters wait on, and its schedule."""
 
     task_id: str
     endpoint: str | None
     submitted_at: float
     deadline: float
     grace_until: float
-    on_done: Callable[[], None] | None
     submitted: bool
-    done: anyio.Event = attrs.field(factory=anyio.Event)
+    slot: Slot | None
+    done: asyncio.Event = attrs.field(factory=asyncio.Event)
     outcome: JobResult | RunningHubError | None = None
+    status: TaskStatus = TaskStatus.UNKNOWN
+    events: list[JobEvent] = attrs.field(factory=list)
+    changed: asyncio.Event = attrs.field(factory=asyncio.Event)
     waiters: int = 0
     due: float = math.inf
     last_pending_at: float | None = None
-    checks: int = 0
     failures: int = 0
     querying: bool = False
     low_priority: bool = False
+    check_scope: anyio.CancelScope | None = None
+    webhook_token: str | None = None
+    webhook_seen: bool = False
+
+    def note(self, status: TaskStatus, eta: float | None) -> None:
+        """Record *status* if it is new, and wake whoever follows the job's events."""
+        if status is self.status:
+            return
+        self.status = status
+        self.events.append(JobEvent(status, time.time(), eta))
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
 
     def __repr__(self) -> str:
         state = "done" if self.outcome is not None else "pending"
@@ -103,45 +115,6 @@ class PollerStatistics:
     resolved: int
 
 
-class _Durations:
-    """Recent job durations per endpoint, to place checks where jobs tend to end."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._recent: dict[str | None, collections.deque[float]] = {}
-        self._sorted: dict[str | None, list[float]] = {}
-
-    def add(self, endpoint: str | None, seconds: float) -> None:
-        recent = self._recent.setdefault(endpoint, collections.deque())
-        ordered = self._sorted.setdefault(endpoint, [])
-        if len(recent) == self._size:
-            ordered.pop(bisect.bisect_left(ordered, recent.popleft()))
-        recent.append(seconds)
-        bisect.insort(ordered, seconds)
-
-    def quantiles(self, endpoint: str | None) -> tuple[float, float, float] | None:
-        """(first check, typical, end of dense checks) in seconds, or None while unknown."""
-        ordered = self._sorted.get(endpoint)
-        if not ordered or len(ordered) < _MIN_SAMPLES:
-            return None
-
-        def at(q: float) -> float:
-            return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-        return at(_FIRST_CHECK), at(0.5), at(_DENSE_UNTIL)
-
-
-def _strict_bucket(rate: float) -> TokenBucket:
-    """A bucket that never lets *rate* calls through in any one second.
-
-    A bucket of burst b and refill r passes at most ``b + r`` calls a second: with
-    ``r = rate - b`` that is *rate*.  A small bank (1/20 s) absorbs the time sleeps
-    overshoot, which a burst of one would lose.
-    """
-    burst = max(1.0, rate / 20)
-    return TokenBucket(max(rate - burst, rate / 2), burst=burst)
-
-
 class Poller:
     """One loop that checks every tracked task and resolves it when it ends."""
 
@@ -152,6 +125,7 @@ class Poller:
         *,
         job_timeout: float,
         remote_cancel: RemoteCancel,
+        slot_demand: Callable[[], bool] = lambda: False,
         clock: Clock = monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -159,57 +133,61 @@ class Poller:
         self._policy = policy
         self._job_timeout = job_timeout
         self._remote_cancel = remote_cancel
+        self._slot_demand = slot_demand
         self._clock = clock
         self._rng = rng or random.Random()
-        self._rate = _strict_bucket(policy.max_rate) if policy.max_rate else None
+        self._rate = _schedule.strict_bucket(policy.max_rate) if policy.max_rate else None
         self._tracked: dict[str, Tracked] = {}
         self._heap: list[tuple[float, int, Tracked]] = []
+        self._deadlines: list[tuple[float, int, Tracked]] = []
         self._seq = itertools.count()
-        self._durations = _Durations(policy.history)
-        self._wake = anyio.Event()
-        self._tg: anyio.abc.TaskGroup | None = None
+        self._durations = _schedule.Durations(policy.history)
+        self._wake = asyncio.Event()
         self._closed = False
         self._in_flight = 0
         self._queries_sent = 0
         self._query_failures = 0
         self._resolved = 0
 
-    # -- registration (sync, called by the client) ------------------------------
+    # -- registration (sync) ------------------------------------------------------
 
-    def track(
-        self,
-        task_id: str,
-        *,
-        endpoint: str | None,
-        on_done: Callable[[], None] | None = None,
-        submitted: bool = False,
-    ) -> Tracked:
+    def track(self, task_id: str, *, endpoint: str | None, slot: Slot | None = None) -> Tracked:
         """Follow *task_id*, or join the entry that already follows it.
 
-        *submitted* marks a task this client just submitted: "task not found" is
-        then taken as RunningHub catching up for a while, and its duration is
-        learned.  *on_done* runs once when tracking ends.
+        A *slot* marks a task this client just submitted: "task not found" is then
+        taken as RunningHub catching up for a while, its duration is learned, and
+        the slot is released when the job ends.
+
+        Raises:
+            ClientClosedError: the poller is closed (the slot is released first).
         """
         if self._closed:
-            raise ClientClosedError("the client is closed", [task_id])
+            if slot is not None:
+                slot.release()
+            raise ClientClosedError(
+                f"the client closed before task {task_id} was followed", [task_id]
+            )
         existing = self._tracked.get(task_id)
         if existing is not None:
-            if on_done is not None:
-                # A second owner of the same task (submit answered twice): free its slot now.
-                on_done()
+            if slot is not None:
+                slot.release()  # a second owner of the same task: its slot is not needed
             return existing
         now = self._clock()
+        submitted = slot is not None
         tracked = Tracked(
             task_id=task_id,
             endpoint=endpoint,
             submitted_at=now,
             deadline=now + self._job_timeout,
             grace_until=now + (self._policy.not_found_grace if submitted else 0.0),
-            on_done=on_done,
             submitted=submitted,
+            slot=slot,
         )
         self._tracked[task_id] = tracked
-        self._schedule(tracked, self._first_delay(tracked))
+        heapq.heappush(self._deadlines, (tracked.deadline, next(self._seq), tracked))
+        learned = self._durations.quantiles(endpoint)
+        first = _schedule.first_delay(self._policy, learned, self._rng) if submitted else 0.0
+        self._schedule(tracked, first)
         return tracked
 
     def watch(self, tracked: Tracked) -> None:
@@ -223,6 +201,10 @@ class Poller:
         """A waiter left (got its answer, or was cancelled)."""
         tracked.waiters -= 1
 
+    def get(self, task_id: str) -> Tracked | None:
+        """The entry following *task_id*, if any."""
+        return self._tracked.get(task_id)
+
     def poke(self, task_id: str) -> bool:
         """Check *task_id* at once (a webhook said it ended); False if it is not followed."""
         tracked = self._tracked.get(task_id)
@@ -234,7 +216,7 @@ class Poller:
         return True
 
     def resolve(self, snapshot: TaskSnapshot) -> bool:
-        """Resolve a tracked task from a snapshot obtained elsewhere (a webhook, a submit).
+        """Resolve a tracked task from a snapshot obtained elsewhere (a submit, a cancel).
 
         Returns whether the snapshot ended the task.
         """
@@ -244,27 +226,47 @@ class Poller:
         self._finish(tracked, self._outcome(tracked, snapshot))
         return True
 
-    # -- the loop -------------------------------------------------------------
+    def eta(self, tracked: Tracked) -> float | None:
+        """Seconds until *tracked* likely ends, from its peers' typical duration."""
+        typical = self._durations.typical(tracked.endpoint)
+        if typical is None:
+            return None
+        return max(0.0, typical - (self._clock() - tracked.submitted_at))
+
+    # -- the loop -------------------------------------------------------------------
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Check due tasks until cancelled.  Start it with ``await tg.start(poller.run)``."""
         async with anyio.create_task_group() as tg:
-            self._tg = tg
             task_status.started()
             while True:
+                self._expire_due(tg)
                 self._dispatch_due(tg)
+                timeout = self._deadlines[0][0] - self._clock() if self._deadlines else math.inf
                 if self._heap and self._in_flight < self._policy.max_concurrent:
-                    timeout = self._heap[0][0] - self._clock()
-                else:
-                    timeout = math.inf
-                self._wake = anyio.Event()
+                    timeout = min(timeout, self._heap[0][0] - self._clock())
+                self._wake.clear()
                 if timeout == math.inf:
                     await self._wake.wait()
-                else:
+                elif timeout > 0:
                     with anyio.move_on_after(timeout):
                         await self._wake.wait()
+                else:
+                    await anyio.lowlevel.checkpoint()
+
+    def _expire_due(self, tg: anyio.abc.TaskGroup) -> None:
+        now = self._clock()
+        if len(self._deadlines) > 2 * len(self._tracked) + 1024:
+            # Ended jobs leave their deadline entries behind: drop them now and then.
+            self._deadlines = [e for e in self._deadlines if e[2].outcome is None]
+            heapq.heapify(self._deadlines)
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, _, tracked = heapq.heappop(self._deadlines)
+            if tracked.outcome is None:
+                self._finish(tracked, JobTimeoutError(tracked.task_id, self._job_timeout))
+                tg.start_soon(self._cancel_remotely, tracked.task_id)
 
     def _dispatch_due(self, tg: anyio.abc.TaskGroup) -> None:
         now = self._clock()
@@ -275,91 +277,78 @@ class Poller:
             heapq.heappop(self._heap)
             if tracked.outcome is not None or tracked.querying or due != tracked.due:
                 continue  # a stale entry: the task was rescheduled or has ended
-            if now >= tracked.deadline:
-                self._expire(tracked, tg)
-                continue
             tracked.querying = True
             self._in_flight += 1
             tg.start_soon(self._check, tracked)
 
     async def _check(self, tracked: Tracked) -> None:
         try:
-            if self._rate is not None:
-                await self._rate.acquire()
-            self._queries_sent += 1
-            tracked.checks += 1
-            snapshot = await self._query(tracked.task_id)
+            with anyio.move_on_after(self._policy.check_timeout) as scope:
+                tracked.check_scope = scope
+                if self._rate is not None:
+                    await self._rate.acquire()
+                self._queries_sent += 1
+                snapshot = await self._query(tracked.task_id)
+            if scope.cancelled_caught:
+                if tracked.outcome is None:  # not ended by its deadline meanwhile
+                    self._failed_check(tracked, "timed out")
+                return
         except TaskNotFoundError as exc:
             if self._clock() < tracked.grace_until:
-                self._retry_later(tracked)
+                self._failed_check(tracked, "not found yet", count=False)
             else:
                 self._finish(tracked, exc)
         except AuthenticationError as exc:
             self._finish(tracked, exc)
         except RunningHubError as exc:
             # Everything else is taken as passing; the job deadline bounds the retries.
-            self._query_failures += 1
-            tracked.failures += 1
-            log.debug("query of %s failed (%s); retrying", tracked.task_id, exc)
-            self._retry_later(tracked)
+            self._failed_check(tracked, type(exc).__name__)
         else:
             tracked.failures = 0
             if snapshot.status.is_terminal:
                 self._finish(tracked, self._outcome(tracked, snapshot))
             else:
                 tracked.last_pending_at = self._clock()
+                tracked.note(snapshot.status, self.eta(tracked))
                 self._schedule(tracked, self._interval(tracked))
         finally:
+            tracked.check_scope = None
             tracked.querying = False
             self._in_flight -= 1
             self._wake.set()
 
-    # -- scheduling -------------------------------------------------------------
+    def _failed_check(self, tracked: Tracked, why: str, *, count: bool = True) -> None:
+        if count:
+            self._query_failures += 1
+            tracked.failures += 1
+        log.debug("check of %s failed (%s); retrying", tracked.task_id, why)
+        self._schedule(tracked, _schedule.retry_delay(self._policy, tracked.failures, self._rng))
+
+    # -- scheduling -------------------------------------------------------------------
 
     def _schedule(self, tracked: Tracked, delay: float) -> None:
         if tracked.outcome is not None:
             return
-        due = min(self._clock() + max(0.0, delay), tracked.deadline)
+        due = self._clock() + max(0.0, delay)
         tracked.due = due
         heapq.heappush(self._heap, (due, next(self._seq), tracked))
         if self._heap[0][2] is tracked:
             self._wake.set()
 
-    def _first_delay(self, tracked: Tracked) -> float:
-        if not tracked.submitted:
-            # attach(): the task may have ended long ago, so look at once.
-            return 0.0
-        learned = self._durations.quantiles(tracked.endpoint)
-        if learned is None:
-            return self._policy.initial_delay
-        return self._policy.spread(learned[0], self._rng)
-
     def _interval(self, tracked: Tracked) -> float:
-        policy = self._policy
-        if tracked.waiters == 0:
+        # A job nobody waits for is checked rarely, unless its slot is wanted:
+        # then it must be freed within about one interval of the job's end.
+        if tracked.waiters == 0 and not (tracked.slot is not None and self._slot_demand()):
             tracked.low_priority = True
-            return policy.max_interval
-        elapsed = self._clock() - tracked.submitted_at
+            return self._policy.max_interval
         learned = self._durations.quantiles(tracked.endpoint)
-        if learned is None:
-            # Nothing known yet: each check at `backoff` times the age of the last one,
-            # so a job of any length costs a few checks until its peers teach us more.
-            base = elapsed * (policy.backoff - 1)
-        else:
-            _, typical, dense_until = learned
-            base = typical * policy.interval_fraction
-            if elapsed > dense_until:
-                overrun = elapsed - dense_until
-                base = max(base, overrun * (policy.backoff - 1))
-        base = min(policy.max_interval, max(policy.min_interval, base))
-        return policy.spread(base, self._rng)
+        elapsed = self._clock() - tracked.submitted_at
+        if tracked.webhook_token is not None and not tracked.webhook_seen:
+            # Its callback will say when it ends: polling is only the safety net.
+            return self._policy.spread(self._policy.max_interval, self._rng)
+        return _schedule.interval(self._policy, learned, elapsed, self._rng)
 
-    def _retry_later(self, tracked: Tracked) -> None:
-        policy = self._policy
-        backoff = policy.min_interval * 2 ** min(tracked.failures, 10)
-        self._schedule(tracked, policy.spread(min(policy.max_interval, backoff), self._rng))
-
-    # -- outcomes ---------------------------------------------------------------
+    # -- outcomes ---------------------------------------------------------------------
 
     def _outcome(self, tracked: Tracked, snapshot: TaskSnapshot) -> JobResult | RunningHubError:
         if snapshot.status is TaskStatus.SUCCESS:
@@ -386,28 +375,34 @@ class Poller:
         if isinstance(outcome, JobResult):
             # Failures can be much faster (a moderation refusal): learn from successes only.
             self._learn(tracked)
-        on_done, tracked.on_done = tracked.on_done, None
-        if on_done is not None:
-            on_done()
+        if tracked.check_scope is not None:
+            tracked.check_scope.cancel()
+        slot, tracked.slot = tracked.slot, None
+        if slot is not None:
+            slot.release()
+        # A remote end is an event; a local one (deadline, close, not found) only ends
+        # the stream of events, and wait() says why.
+        if isinstance(outcome, JobResult):
+            tracked.note(TaskStatus.SUCCESS, 0.0)
+        elif isinstance(outcome, TaskCancelledError | TaskFailedError):
+            tracked.note(
+                TaskStatus.CANCEL if isinstance(outcome, TaskCancelledError) else TaskStatus.FAILED,
+                0.0,
+            )
         tracked.done.set()
+        changed, tracked.changed = tracked.changed, asyncio.Event()
+        changed.set()
 
     def _learn(self, tracked: Tracked) -> None:
         if not tracked.submitted:  # only jobs whose submit time is known
             return
         # The task ended between the last check that saw it pending (or its submit)
-        # and now: take the middle.  For a job already done at its first check this
-        # guesses low on purpose: the next first checks come earlier until one finds
-        # a job still running.  Taking the check time instead would only ever push
-        # first checks later.
+        # and now: take the middle.
         now = self._clock()
         lower = (
             tracked.last_pending_at if tracked.last_pending_at is not None else tracked.submitted_at
         )
         self._durations.add(tracked.endpoint, (lower + now) / 2 - tracked.submitted_at)
-
-    def _expire(self, tracked: Tracked, tg: anyio.abc.TaskGroup) -> None:
-        self._finish(tracked, JobTimeoutError(tracked.task_id, self._job_timeout))
-        tg.start_soon(self._cancel_remotely, tracked.task_id)
 
     async def _cancel_remotely(self, task_id: str) -> None:
         with anyio.move_on_after(_CANCEL_TIMEOUT, shield=True):
@@ -416,7 +411,7 @@ class Poller:
             except RunningHubError as exc:
                 log.warning("could not cancel timed-out task %s: %s", task_id, exc)
 
-    # -- shutdown and introspection -----------------------------------------------
+    # -- shutdown and introspection -----------------------------------------------------
 
     def close(self) -> None:
         """Stop accepting tasks and end every outstanding one with ClientClosedError."""

@@ -1,99 +1,201 @@
-"""The only module that speaks HTTP.
+"""The only module that speaks HTTP (aiohttp).
 
-It owns two aiohttp sessions: one for the API host, which carries the key, and
-one for result files on the CDN, which never does.  Every aiohttp exception and
-every RunningHub error body becomes one of our exceptions here and nowhere else.
-Idempotent calls are retried with capped, jittered backoff; a submit never is.
+It owns two sessions: one for the API host, which carries the key, and one for
+result files on the CDN, which never does.  Every aiohttp exception becomes one of
+ours here.  What an exchange may cost is bounded here too: the whole exchange has
+a deadline (``Timeouts.total``), answers are read up to a size cap *after*
+decompression (decompressed by us, chunk by chunk, so a gzip bomb stops at the
+cap), API calls never follow redirects (a redirected POST could be paid twice),
+and downloads have a total bound and a minimum rate.  It knows nothing of
+RunningHub's routes or bodies: that is ``_api.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from typing import Any, TypeVar
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any, Final, TypeVar
 
 import aiohttp
+import aiohttp.abc
+import aiohttp.payload
 import anyio
-import cattrs
+import attrs
 
 from ._config import RetryPolicy, Timeouts
 from ._errors import (
     APIError,
     ConnectError,
     ProtocolError,
-    RateLimitedError,
     RequestTimeoutError,
-    ServerError,
     TransportError,
-    api_error,
     http_error,
+    is_transient,
 )
-from ._limiter import RateGate
-from ._models import TaskSnapshot, TaskStatus
 
-__all__ = ["Transport"]
+__all__ = ["Answer", "FileStream", "FormFile", "Transport"]
 
 log = logging.getLogger("runninghub_async")
 T = TypeVar("T")
 
-USER_AGENT = "runninghub-async"
+USER_AGENT: Final = "runninghub-async"
+_CHUNK: Final = 64 * 1024
+# Enough for any CDN hop; API calls follow none.
+_MAX_FILE_REDIRECTS: Final = 5
 
-# Answers that say "try again later" without anything having happened.
-_TRANSIENT_CODES = frozenset({"1003", "1005", "1010", "1011", "1012", "500"})
 
-BodyFactory = Callable[[], Any]
+@attrs.frozen
+class Answer:
+    """One HTTP answer of the API host, read whole (within the size cap)."""
+
+    status: int
+    reason: str
+    body: bytes
+    retry_after: float | None
+
+
+@attrs.frozen
+class FormFile:
+    """A ``multipart/form-data`` body with one streamed file part and plain fields.
+
+    *chunks* makes a fresh iterator over the content for every attempt.
+    """
+
+    filename: str
+    size: int
+    chunks: Callable[[], AsyncIterator[bytes]]
+    field: str = "file"
+    fields: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class FileStream:
+    """A result file being downloaded: its declared type and size, and its chunks."""
+
+    content_type: str
+    length: int | None
+    chunks: AsyncIterator[bytes]
 
 
 @contextlib.contextmanager
-def map_aiohttp_errors(path: str) -> Iterator[None]:
-    """Turn aiohttp's exceptions into ours, keeping whether the request was sent."""
+def _mapped(what: str, redact: Callable[[str], str]) -> Iterator[None]:
+    """aiohttp's exceptions as ours, keeping whether the request was sent."""
     try:
         yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise RequestTimeoutError(f"connecting for {path} timed out", request_sent=False) from exc
+    except aiohttp.ConnectionTimeoutError:
+        raise RequestTimeoutError(f"connecting for {what} timed out", request_sent=False) from None
     except aiohttp.ClientConnectorError as exc:
-        raise ConnectError(f"could not connect for {path}: {exc.os_error}") from exc
-    except (aiohttp.ServerTimeoutError, TimeoutError) as exc:
-        raise RequestTimeoutError(f"no answer for {path} in time") from exc
-    except (
-        aiohttp.ServerDisconnectedError,
-        aiohttp.ClientOSError,
-        aiohttp.ClientPayloadError,
-    ) as exc:
-        raise ProtocolError(f"connection lost during {path}: {exc}") from exc
+        raise ConnectError(f"could not connect for {what}: {redact(str(exc.os_error))}") from None
+    except aiohttp.TooManyRedirects:
+        raise ProtocolError(f"{what}: too many redirects") from None
+    except (aiohttp.ServerTimeoutError, TimeoutError):
+        raise RequestTimeoutError(f"no answer for {what} in time") from None
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError):
+        raise ProtocolError(f"connection lost during {what}") from None
     except aiohttp.ClientError as exc:
-        raise TransportError(f"{path} failed: {type(exc).__name__}: {exc}") from exc
+        raise TransportError(f"{what} failed: {type(exc).__name__}") from None
 
 
-def _is_transient(exc: Exception) -> bool:
-    if isinstance(exc, TransportError | ServerError | RateLimitedError):
-        return True
-    return isinstance(exc, APIError) and exc.code in _TRANSIENT_CODES
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("Retry-After")
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare from APIs, and the default pause covers it
+    return seconds if seconds is not None and 0 <= seconds < 3600 else None
+
+
+class _Inflater:
+    """Decompresses an answer chunk by chunk, never producing more than *cap* bytes."""
+
+    def __init__(self, encoding: str, cap: int) -> None:
+        self._cap = cap
+        self._size = 0
+        self._parts: list[bytes] = []
+        wbits = {"gzip": 31, "x-gzip": 31, "deflate": 15}.get(encoding.strip().lower())
+        if encoding.strip().lower() not in ("", "identity") and wbits is None:
+            raise ProtocolError(f"unsupported Content-Encoding {encoding!r}")
+        self._zlib = zlib.decompressobj(wbits) if wbits is not None else None
+
+    def feed(self, chunk: bytes) -> None:
+        if self._zlib is None:
+            self._add(chunk)
+            return
+        data = chunk
+        while data:
+            try:
+                out = self._zlib.decompress(data, self._cap - self._size + 1)
+            except zlib.error:
+                raise ProtocolError("the answer's compressed body is corrupt") from None
+            self._add(out)
+            data = self._zlib.unconsumed_tail
+
+    def _add(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._cap:
+            raise ProtocolError(f"the answer is larger than {self._cap} bytes")
+        self._parts.append(data)
+
+    def result(self) -> bytes:
+        return b"".join(self._parts)
+
+
+class _StreamedPart(aiohttp.payload.Payload):
+    """A multipart part streamed from a `FormFile`, with its size known up front.
+
+    The size makes the request carry a Content-Length (some servers refuse
+    chunked uploads); the content is read chunk by chunk as the socket takes it.
+    """
+
+    def __init__(self, form: FormFile) -> None:
+        super().__init__(form, filename=form.filename)
+        self._form = form
+
+    @property
+    def size(self) -> int:
+        return self._form.size
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a streamed upload cannot be decoded")
+
+    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
+        async for chunk in self._form.chunks():
+            await writer.write(chunk)
+
+
+def _multipart(form: FormFile) -> aiohttp.MultipartWriter:
+    writer = aiohttp.MultipartWriter("form-data")
+    for name, value in form.fields.items():
+        part = writer.append(value)
+        part.set_content_disposition("form-data", name=name)
+    payload = _StreamedPart(form)
+    payload.set_content_disposition("form-data", name=form.field, filename=form.filename)
+    writer.append_payload(payload)
+    return writer
 
 
 class Transport:
-    """HTTP calls to RunningHub, authenticated, paced by *rate*, mapped to our errors."""
+    """Bounded HTTP exchanges with the API host, and key-less file downloads."""
 
     def __init__(
         self,
         *,
         base_url: str,
         api_key: str,
-        rate: RateGate,
-        converter: cattrs.Converter,
+        pace: Callable[[], Awaitable[None]],
         retry: RetryPolicy,
         timeouts: Timeouts,
         max_connections: int,
         rng: random.Random,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = base_url
         self._key = api_key
-        self._rate = rate
-        self._converter = converter
+        self._pace = pace
         self._retry = retry
+        self._timeouts = timeouts
         self._rng = rng
         timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=timeouts.connect, sock_read=timeouts.read
@@ -102,8 +204,9 @@ class Transport:
         self._api = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections),
             timeout=timeout,
-            headers=headers,
+            headers={**headers, "Accept-Encoding": "gzip, deflate"},
             raise_for_status=False,
+            auto_decompress=False,
         )
         # Result URLs live on a CDN: a separate pool with no credentials at all.
         self._files = aiohttp.ClientSession(
@@ -125,170 +228,124 @@ class Transport:
         """*text* with the API key blanked out, should a server ever echo it."""
         return text.replace(self._key, "***") if self._key else text
 
-    # -- the raw exchange ---------------------------------------------------
+    # -- the API host -------------------------------------------------------------
 
-    async def _exchange(
-        self, method: str, path: str, *, json_body: Any = None, data: Any = None
-    ) -> tuple[int, Any]:
-        """One request: wait for the rate gate, send, read and parse the JSON answer."""
-        await self._rate.acquire()
-        self.requests_sent += 1
-        url = self.base_url + path
-        headers = {"Authorization": f"Bearer {self._key}"}
-        with map_aiohttp_errors(path):
-            async with self._api.request(
-                method, url, json=json_body, data=data, headers=headers
-            ) as response:
-                raw = await response.read()
-                status = response.status
-                reason = response.reason or ""
-        log.debug("%s %s -> HTTP %s", method, path, status)
-        try:
-            parsed = json.loads(raw) if raw else None
-        except ValueError as exc:
-            if status >= 400:
-                raise http_error(status, reason, endpoint=path) from None
-            raise ProtocolError(f"{path} answered with malformed JSON") from exc
-        if status >= 400 and not isinstance(parsed, dict):
-            raise http_error(status, reason, endpoint=path)
-        if status >= 500 or status == 429:
-            # An error page that happens to parse as JSON is still an HTTP error.
-            raise http_error(status, reason, endpoint=path)
-        return status, parsed
-
-    async def _retrying(self, call: Callable[[], Any], path: str) -> Any:
-        """Await ``call()`` again on transient failures, with backoff, a few times."""
-        for attempt in range(self._retry.attempts):
-            try:
-                return await call()
-            except (TransportError, APIError) as exc:
-                if attempt + 1 >= self._retry.attempts or not _is_transient(exc):
-                    raise
-                delay = self._retry.wait(attempt, self._rng)
-                log.info("retrying %s in %.2f s after %s", path, delay, type(exc).__name__)
-                await anyio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    # -- v2 task endpoints (bare objects) -------------------------------------
-
-    def _snapshot(self, parsed: Any, path: str) -> TaskSnapshot:
-        if not isinstance(parsed, dict):
-            raise ProtocolError(f"{path} answered with JSON that is not an object")
-        try:
-            snapshot: TaskSnapshot = self._converter.structure(parsed, TaskSnapshot)
-        except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-            raise ProtocolError(f"{path} answered with an unexpected shape: {exc}") from exc
-        return snapshot
-
-    def _task_error(self, snapshot: TaskSnapshot, path: str) -> APIError:
-        return api_error(snapshot.error_code, self.redact(snapshot.error_message), endpoint=path)
-
-    async def submit(self, endpoint: str, body: Mapping[str, Any]) -> TaskSnapshot:
-        """POST *body* to ``/openapi/v2/<endpoint>`` once; never retried.
-
-        Raises:
-            APIError: RunningHub rejected the submit (the subclass says why).
-            TransportError: no usable answer; ``request_sent`` says whether it left.
-        """
-        path = f"/openapi/v2/{endpoint}"
-        _, parsed = await self._exchange("POST", path, json_body=dict(body))
-        snapshot = self._snapshot(parsed, path)
-        if snapshot.error_code:
-            raise self._task_error(snapshot, path)
-        if not snapshot.task_id:
-            raise ProtocolError(f"{path} accepted the submit but sent no taskId")
-        return snapshot
-
-    async def query(self, task_id: str, *, retry: bool = True) -> TaskSnapshot:
-        """One ``/openapi/v2/query`` (retried on transient failures when *retry*).
-
-        A task that FAILED is a snapshot, not an exception: the request worked.
-
-        Raises:
-            TaskNotFoundError: RunningHub does not know *task_id* (1004).
-            APIError: another error code with no task status.
-            TransportError: no usable answer.
-        """
-        path = "/openapi/v2/query"
-
-        async def once() -> TaskSnapshot:
-            _, parsed = await self._exchange("POST", path, json_body={"taskId": task_id})
-            snapshot = self._snapshot(parsed, path)
-            if snapshot.error_code and snapshot.status is TaskStatus.UNKNOWN:
-                raise self._task_error(snapshot, path)
-            return snapshot
-
-        if not retry:
-            return await once()
-        result: TaskSnapshot = await self._retrying(once, path)
-        return result
-
-    # -- envelope endpoints ({"code", "msg"|"message", "data"}) --------------
-
-    async def envelope(
+    async def exchange(
         self,
         method: str,
         path: str,
         *,
-        json_body: Any = None,
-        body_factory: BodyFactory | None = None,
-        retry: bool = True,
-    ) -> Any:
-        """Call an endpoint that answers ``{"code", "msg", "data"}`` and return ``data``.
+        body: bytes | None = None,
+        form: FormFile | None = None,
+        bearer: bool = True,
+    ) -> Answer:
+        """One request to the API host and its whole answer; never retried, never redirected.
 
-        *body_factory* builds a fresh request body (a multipart form) per attempt.
+        *body* is sent as JSON.  The request waits for the rate budget first.
 
         Raises:
-            APIError: ``code`` was not a success code (0, or 200 as some hosts send).
-            TransportError: no usable answer.
+            TransportError: no usable answer (``request_sent`` says whether it left);
+                `ProtocolError` for an answer over the size cap or badly encoded.
         """
+        await self._pace()
+        self.requests_sent += 1
+        headers = {"Authorization": f"Bearer {self._key}"} if bearer else {}
+        data: Any = body
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        elif form is not None:
+            data = _multipart(form)
+        with _mapped(path, self.redact):
+            with anyio.fail_after(self._timeouts.total):
+                async with self._api.request(
+                    method, self.base_url + path, data=data, headers=headers, allow_redirects=False
+                ) as response:
+                    content = await self._read_capped(response)
+                    answer = Answer(
+                        response.status,
+                        self.redact(response.reason or ""),
+                        content,
+                        _retry_after(response.headers),
+                    )
+        log.debug("%s %s -> HTTP %s", method, path, answer.status)
+        return answer
 
-        async def once() -> Any:
-            data = body_factory() if body_factory is not None else None
-            _, parsed = await self._exchange(method, path, json_body=json_body, data=data)
-            if not isinstance(parsed, dict) or "code" not in parsed:
-                raise ProtocolError(f"{path} answered without a code envelope")
-            code = parsed["code"]
-            if str(code) not in ("0", "200"):
-                message = parsed.get("msg") or parsed.get("message") or ""
-                raise api_error(code, self.redact(str(message)), endpoint=path)
-            return parsed.get("data")
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        cap = self._timeouts.max_response_bytes
+        encoding = response.headers.get("Content-Encoding", "")
+        if not encoding and (response.content_length or 0) > cap:
+            raise ProtocolError(f"the answer is larger than {cap} bytes")
+        inflater = _Inflater(encoding, cap)
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            inflater.feed(chunk)
+        return inflater.result()
 
-        return await (self._retrying(once, path) if retry else once())
+    async def retrying(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """``await call()``, again on transient failures, with capped jittered backoff.
 
-    def structure(self, data: Any, cls: type[T], path: str) -> T:
-        """*data* as a *cls*, or ProtocolError when it does not fit."""
-        try:
-            return self._converter.structure(data, cls)
-        except (cattrs.BaseValidationError, ValueError, TypeError, KeyError) as exc:
-            raise ProtocolError(f"{path} answered with an unexpected shape: {exc}") from exc
+        The one retry loop of the library; only calls that are safe to repeat come here.
+        """
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except (TransportError, APIError) as exc:
+                attempt += 1
+                if attempt >= self._retry.attempts or not is_transient(exc):
+                    raise
+                delay = self._retry.wait(attempt - 1, self._rng)
+                log.info("retrying %s in %.2f s after %s", what, delay, type(exc).__name__)
+                await anyio.sleep(delay)
 
-    async def cancel(self, task_id: str) -> None:
-        """Ask RunningHub to cancel *task_id* (legacy endpoint: the key goes in the body)."""
-        await self.envelope(
-            "POST", "/task/openapi/cancel", json_body={"apiKey": self._key, "taskId": task_id}
-        )
-
-    async def account_data(self) -> Any:
-        """The ``data`` of ``/uc/openapi/accountStatus`` (it wants the key as ``apikey``)."""
-        return await self.envelope(
-            "POST", "/uc/openapi/accountStatus", json_body={"apikey": self._key}
-        )
-
-    # -- files -----------------------------------------------------------------
+    # -- files ---------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def open_file(self, url: str) -> AsyncIterator[aiohttp.ClientResponse]:
-        """A streaming GET of a result file, on the session that carries no key.
+    async def stream(self, url: str) -> AsyncIterator[FileStream]:
+        """A streaming GET of a result file on the session that carries no key.
+
+        The whole download is bounded by ``Timeouts.download_total`` and must
+        average ``download_min_rate`` bytes/s once ``read`` seconds have passed.
 
         Raises:
-            APIError: the file host answered with an HTTP error.
-            TransportError: no usable answer.
+            APIError: the file host answered with an HTTP error (an expired URL).
+            TransportError: no usable answer, too slow, or the connection broke.
         """
-        with map_aiohttp_errors("file download"):
-            async with self._files.get(url) as response:
+        start = anyio.current_time()
+        deadline = start + (self._timeouts.download_total or float("inf"))
+        what = "file download"
+        with _mapped(what, self.redact):
+            with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                response = await self._files.get(url, max_redirects=_MAX_FILE_REDIRECTS)
+            try:
                 if response.status >= 400:
-                    raise http_error(
-                        response.status, response.reason or "", endpoint="file download"
-                    )
-                yield response
+                    reason = self.redact(response.reason or "")
+                    raise http_error(response.status, reason, endpoint=what)
+                yield FileStream(
+                    response.headers.get("Content-Type", ""),
+                    response.content_length,
+                    self._chunks(response, start, deadline),
+                )
+            finally:
+                response.release()
+
+    async def _chunks(
+        self, response: aiohttp.ClientResponse, start: float, deadline: float
+    ) -> AsyncIterator[bytes]:
+        received = 0
+        min_rate = self._timeouts.download_min_rate
+        grace = self._timeouts.read
+        while True:
+            now = anyio.current_time()
+            with _mapped("file download", self.redact):
+                with anyio.fail_after(max(0.0, deadline - now)):
+                    chunk = await response.content.readany()
+            if not chunk:
+                return
+            received += len(chunk)
+            elapsed = anyio.current_time() - start
+            if min_rate is not None and elapsed > grace and received / elapsed < min_rate:
+                raise RequestTimeoutError(
+                    f"file download slower than {min_rate:g} bytes/s ({received} bytes "
+                    f"in {elapsed:.0f} s)"
+                )
+            yield chunk

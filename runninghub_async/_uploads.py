@@ -18,17 +18,15 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, BinaryIO, Final, cast
 
-import aiohttp
-import aiohttp.abc
-import aiohttp.payload
 import anyio
 import attrs
 
+from ._api import UPLOAD_PATH, Api
+from ._concurrency import run_all
 from ._errors import FileTooLargeError, InvalidParametersError
-from ._gather import run_all
 from ._images import data_uri_size, image_label
 from ._models import UploadedFile
-from ._transport import Transport
+from ._transport import FormFile
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -43,7 +41,6 @@ __all__ = [
 ]
 
 MB: Final = 1024 * 1024
-UPLOAD_PATH: Final = "/openapi/v2/media/upload/binary"
 MAX_UPLOAD_BYTES: Final = 30 * MB
 """The largest file ``upload()`` sends by default: the documented legacy limit, as
 the new endpoint's own limit is unknown (runninghub-api.md section 4.1)."""
@@ -257,55 +254,26 @@ def _hash_file(local: LocalFile, reader: _Reader) -> tuple[str, bytes]:
     return digest.hexdigest(), head
 
 
-class _LocalPayload(aiohttp.payload.Payload):
-    """A multipart part streamed from a `LocalFile`, with its size known up front.
+def _chunks(local: LocalFile, reader: _Reader | None) -> Callable[[], AsyncIterator[bytes]]:
+    """A factory of fresh iterators over *local*'s content (one per upload attempt)."""
 
-    The size makes the request carry a Content-Length (some servers refuse
-    chunked uploads); the content is read chunk by chunk as the socket takes it.
-    """
-
-    def __init__(self, local: LocalFile, reader: _Reader | None, filename: str) -> None:
-        super().__init__(local, filename=filename)
-        self._local = local
-        self._reader = reader
-
-    @property
-    def size(self) -> int:
-        return self._local.size
-
-    @property
-    def autoclose(self) -> bool:
-        # The file belongs to the upload's scope, which closes it; nothing here to close.
-        return True
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        raise TypeError("a streamed upload cannot be decoded")
-
-    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
-        local = self._local
+    async def chunks() -> AsyncIterator[bytes]:
         if local.data is not None:
             for offset in range(0, len(local.data), _CHUNK):
-                await writer.write(local.data[offset : offset + _CHUNK])
+                yield local.data[offset : offset + _CHUNK]
             return
-        assert self._reader is not None
+        assert reader is not None
         offset = 0
         while offset < local.size:
             chunk = await anyio.to_thread.run_sync(
-                self._reader.read_at, local.start + offset, min(_CHUNK, local.size - offset)
+                reader.read_at, local.start + offset, min(_CHUNK, local.size - offset)
             )
             if not chunk:
                 raise OSError(f"{local.label} got shorter while it was being uploaded")
-            await writer.write(chunk)
+            yield chunk
             offset += len(chunk)
 
-
-def _form(local: LocalFile, reader: _Reader | None, filename: str) -> aiohttp.MultipartWriter:
-    """A fresh ``multipart/form-data`` body with the single field ``file``."""
-    payload = _LocalPayload(local, reader, filename)
-    payload.set_content_disposition("form-data", name="file", filename=filename)
-    writer = aiohttp.MultipartWriter("form-data")
-    writer.append_payload(payload)
-    return writer
+    return chunks
 
 
 def _upload_name(local: LocalFile, digest: str, head: bytes) -> str:
@@ -379,7 +347,7 @@ class UploadCache:
 
 
 async def upload_local(
-    transport: Transport,
+    api: Api,
     cache: UploadCache,
     local: LocalFile,
     *,
@@ -416,17 +384,16 @@ async def upload_local(
         digest, head = await _digest(local, reader)
         filename = _upload_name(local, digest, head)
 
+        form = FormFile(filename, local.size, _chunks(local, reader))
+
         async def send() -> UploadedFile:
-            data = await transport.envelope(
-                "POST", UPLOAD_PATH, body_factory=lambda: _form(local, reader, filename)
-            )
-            return transport.structure(data, UploadedFile, UPLOAD_PATH)
+            return await api.upload(lambda: form)
 
         return await cache.get_or_upload(digest, send)
 
 
 async def upload_images(
-    transport: Transport, cache: UploadCache, sources: Sequence[str | LocalFile]
+    api: Api, cache: UploadCache, sources: Sequence[str | LocalFile]
 ) -> list[str]:
     """*sources* as URLs: URLs as they are, local files uploaded (a few at a time).
 
@@ -440,7 +407,7 @@ async def upload_images(
     async def one(index: int) -> None:
         local = sources[index]
         assert isinstance(local, LocalFile)
-        uploaded = await upload_local(transport, cache, local, field=f"imageUrls[{index}]")
+        uploaded = await upload_local(api, cache, local, field=f"imageUrls[{index}]")
         urls[index] = uploaded.download_url
 
     await run_all(pending, one, limit=_UPLOAD_CONCURRENCY)

@@ -23,46 +23,46 @@ class FakeClock:
 async def test_slots_are_granted_in_arrival_order() -> None:
     """Waiters get slots first come, first served."""
     slots = SlotWindow(1)
-    await slots.acquire()
+    held = await slots.acquire()
     order: list[int] = []
 
     async def take(i: int) -> None:
-        await slots.acquire()
+        slot = await slots.acquire()
         order.append(i)
-        slots.release()
+        slot.release()
 
     async with anyio.create_task_group() as tg:
         for i in range(5):
             tg.start_soon(take, i)
             await anyio.wait_all_tasks_blocked()
-        slots.release()
+        held.release()
     assert order == [0, 1, 2, 3, 4]
 
 
 async def test_front_of_queue_for_put_back_jobs() -> None:
     """A job put back after a rejection goes before everyone waiting."""
     slots = SlotWindow(1)
-    await slots.acquire()
+    held = await slots.acquire()
     order: list[str] = []
 
     async def take(name: str, front: bool) -> None:
-        await slots.acquire(front=front)
+        slot = await slots.acquire(front=front)
         order.append(name)
-        slots.release()
+        slot.release()
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(take, "late", False)
         await anyio.wait_all_tasks_blocked()
         tg.start_soon(take, "retry", True)
         await anyio.wait_all_tasks_blocked()
-        slots.release()
+        held.release()
     assert order == ["retry", "late"]
 
 
 async def test_cancelled_waiter_gives_its_place_back() -> None:
     """A cancelled waiter leaves the queue; the slot goes to the next one."""
     slots = SlotWindow(1)
-    await slots.acquire()
+    held = await slots.acquire()
     got: list[str] = []
     async with anyio.create_task_group() as tg:
         scope = anyio.CancelScope()
@@ -82,7 +82,7 @@ async def test_cancelled_waiter_gives_its_place_back() -> None:
         await anyio.wait_all_tasks_blocked()
         scope.cancel()
         await anyio.wait_all_tasks_blocked()
-        slots.release()
+        held.release()
     assert got == ["patient"]
     assert slots.in_use == 1
     assert slots.waiting == 0
@@ -148,3 +148,32 @@ async def test_token_bucket_is_fifo_and_cancel_safe() -> None:
         scopes[1].cancel()
     assert order == [0, 2, 3]
     assert bucket.waiting == 0
+
+
+async def test_a_slot_is_released_once_however_often_release_is_called() -> None:
+    """Whoever ends a job releases its slot; a second release changes nothing."""
+    slots = SlotWindow(2)
+    first = await slots.acquire()
+    await slots.acquire()
+    first.release()
+    first.release()
+    assert slots.in_use == 1
+
+
+def test_throttle_halves_the_rate_pauses_and_recovers() -> None:
+    """A 1003/429 halves the rate and pauses calls; quiet time brings the rate back."""
+    clock = FakeClock()
+    bucket = TokenBucket(10, clock=clock)
+    bucket.acquire_nowait()
+    bucket.throttle(retry_after=2.0)
+    assert bucket.current_rate == 5
+    with pytest.raises(anyio.WouldBlock):
+        bucket.acquire_nowait()
+    clock.now += 1.9
+    with pytest.raises(anyio.WouldBlock):
+        bucket.acquire_nowait()  # still inside Retry-After
+    clock.now += 0.2
+    bucket.acquire_nowait()
+    clock.now += 60.0
+    bucket.acquire_nowait()
+    assert bucket.current_rate == 10

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from .. import PollPolicy, RunningHub
-from .._client import DEFAULT_BASE_URL
+from .._config import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
     # Imported on demand only: commands on the real API never load the fake.

@@ -1,4 +1,4 @@
-"""Running a handful of coroutines at a time, for uploads and downloads."""
+"""Running a handful of coroutines at a time, raising the first error itself (never a group)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,262 @@
+"""Every RunningHub route the client calls: URL, body, envelope, error shapes, structuring.
+
+One parser reads every documented answer shape into a value or one of our errors:
+
+* v2 task-shaped ``{"taskId", "status", "errorCode", "errorMessage", ...}``;
+* v2 short ``{"errorCode": "421", "errorMessage": "..."}`` (no status, no taskId);
+* legacy envelopes ``{"code", "msg"|"message", "data"}``.
+
+An error code is recognised in any of them, so a 421 is absorbed and a 1004 is
+"task not found" whatever shape it came in.  Text the server sends is scrubbed of
+the API key before it can reach an exception, a log line or a result.  JSON is
+decoded with a nesting bound; anything unreadable is a `ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import cattrs
+
+from ._errors import (
+    APIError,
+    ProtocolError,
+    RateLimitedError,
+    api_error,
+    http_error,
+)
+from ._models import AccountStatus, QueueStatus, TaskSnapshot, TaskStatus, UploadedFile
+from ._transport import Answer, FormFile, Transport
+
+__all__ = ["Api", "decode_json", "encode_json"]
+
+log = logging.getLogger("runninghub_async")
+T = TypeVar("T")
+
+QUERY_PATH: Final = "/openapi/v2/query"
+UPLOAD_PATH: Final = "/openapi/v2/media/upload/binary"
+QUEUE_PATH: Final = "/openapi/v2/queue/status"
+ACCOUNT_PATH: Final = "/uc/openapi/accountStatus"
+CANCEL_PATH: Final = "/task/openapi/cancel"
+MAX_DEPTH: Final = 64
+_NO_ERROR: Final = frozenset({"", "0", "200", "None"})
+_PENDING: Final = frozenset({"QUEUED", "RUNNING"})
+# A body with one of these statuses is a task state even when it carries an errorCode.
+_TASK_STATES: Final = frozenset(s.value for s in TaskStatus if s is not TaskStatus.UNKNOWN)
+
+
+def encode_json(value: Any) -> bytes:
+    """*value* as strict JSON bytes (NaN, infinity and non-JSON types refused).
+
+    Raises:
+        ValueError: NaN or infinity.
+        TypeError: a value JSON cannot represent (a set, a Decimal, a Path, ...).
+    """
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def _depth_ok(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item if isinstance(v, dict | list))
+    return True
+
+
+def decode_json(raw: bytes | str, what: str) -> Any:
+    """Parse *raw*, refusing nesting deeper than `MAX_DEPTH`.
+
+    Raises:
+        ProtocolError: not JSON, or nested too deeply.
+    """
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ProtocolError(f"{what} answered with malformed JSON") from None
+    if not _depth_ok(value):
+        raise ProtocolError(f"{what} answered with JSON nested deeper than {MAX_DEPTH}")
+    return value
+
+
+def _code(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+class Api:
+    """RunningHub's routes over a `Transport`; *throttled* hears every rate rejection."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        converter: cattrs.Converter,
+        *,
+        api_key: str,
+        throttled: Callable[[float | None], None],
+    ) -> None:
+        self.transport = transport
+        self._converter = converter
+        self._key = api_key
+        self._throttled = throttled
+
+    # -- parsing ----------------------------------------------------------------------
+
+    def _parse(self, answer: Answer, path: str) -> Any:
+        """The decoded body of *answer*, or the error it carries (raised)."""
+        status = answer.status
+        if 300 <= status < 400:
+            raise ProtocolError(f"{path} answered with a redirect (HTTP {status}); not followed")
+        text = self.transport.redact(answer.body.decode("utf-8", "replace")) if answer.body else ""
+        try:
+            parsed = decode_json(text, path) if text else None
+        except ProtocolError:
+            if status >= 400:
+                raise self._http(answer, path) from None
+            raise
+        error = self._error_in(parsed, path, status) if isinstance(parsed, dict) else None
+        if error is None and (status >= 400 or status < 200):
+            error = self._http(answer, path)
+        if error is not None:
+            if isinstance(error, RateLimitedError):
+                self._throttled(answer.retry_after)
+            raise error
+        return parsed
+
+    def _http(self, answer: Answer, path: str) -> APIError:
+        error = http_error(answer.status, answer.reason, endpoint=path)
+        if isinstance(error, RateLimitedError):
+            self._throttled(answer.retry_after)
+        return error
+
+    @staticmethod
+    def _error_in(parsed: dict[str, Any], path: str, status: int) -> APIError | None:
+        """The error a body carries in any documented shape, or None."""
+        http_status = status if status != 200 else None
+        if "errorCode" in parsed:
+            code = _code(parsed.get("errorCode"))
+            task_status = _code(parsed.get("status")).upper()
+            # A FAILED task also carries an errorCode: that is a task state, not a refusal.
+            if code not in _NO_ERROR and task_status not in _TASK_STATES:
+                message = str(parsed.get("errorMessage") or parsed.get("msg") or "")
+                return api_error(code, message, endpoint=path, http_status=http_status)
+            return None
+        if "code" in parsed:
+            code = _code(parsed.get("code"))
+            if code not in _NO_ERROR:
+                message = str(parsed.get("msg") or parsed.get("message") or "")
+                return api_error(code, message, endpoint=path, http_status=http_status)
+        return None
+
+    def structure(self, data: Any, cls: type[T], path: str) -> T:
+        """*data* as a *cls*, or ProtocolError when it does not fit."""
+        try:
+            return self._converter.structure(data, cls)
+        except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, RecursionError):
+            raise ProtocolError(f"{path} answered with an unexpected shape") from None
+
+    def _snapshot(self, parsed: Any, path: str) -> TaskSnapshot:
+        if not isinstance(parsed, dict):
+            raise ProtocolError(f"{path} answered with JSON that is not an object")
+        status = parsed.get("status")
+        if status in _PENDING and not parsed.get("results") and not parsed.get("failedReason"):
+            # Most answers say "still running": skip the converter for them.
+            task_id = parsed.get("taskId")
+            if isinstance(task_id, str | int) and not isinstance(task_id, bool):
+                return TaskSnapshot(str(task_id), TaskStatus[status])
+        return self.structure(parsed, TaskSnapshot, path)
+
+    def _envelope_data(self, parsed: Any, path: str) -> Any:
+        if not isinstance(parsed, dict) or "code" not in parsed:
+            raise ProtocolError(f"{path} answered without a code envelope")
+        return parsed.get("data")
+
+    # -- routes -----------------------------------------------------------------------
+
+    async def submit(self, endpoint: str, body: bytes) -> TaskSnapshot:
+        """POST the encoded *body* to ``/openapi/v2/<endpoint>`` once; never retried.
+
+        Raises:
+            APIError: RunningHub refused the submit (the subclass says why).
+            TransportError: no usable answer; ``request_sent`` says whether it left.
+        """
+        path = f"/openapi/v2/{endpoint}"
+        parsed = self._parse(await self.transport.exchange("POST", path, body=body), path)
+        snapshot = self._snapshot(parsed, path)
+        if not snapshot.task_id:
+            raise ProtocolError(f"{path} accepted the submit but sent no taskId")
+        return snapshot
+
+    async def query(self, task_id: str, *, retry: bool = True) -> TaskSnapshot:
+        """One ``/openapi/v2/query`` (retried on transient failures when *retry*).
+
+        A task that FAILED is a snapshot, not an exception: the request worked.
+
+        Raises:
+            TaskNotFoundError: RunningHub does not know *task_id* (1004).
+            APIError: another error code with no task status.
+            TransportError: no usable answer.
+        """
+        body = encode_json({"taskId": task_id})
+
+        async def once() -> TaskSnapshot:
+            answer = await self.transport.exchange("POST", QUERY_PATH, body=body)
+            return self._snapshot(self._parse(answer, QUERY_PATH), QUERY_PATH)
+
+        return await (self.transport.retrying(once, QUERY_PATH) if retry else once())
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        form: Callable[[], FormFile] | None = None,
+        retry: bool = True,
+    ) -> Any:
+        """Any route: the decoded answer (errors in any documented shape raised).
+
+        *form* makes a fresh multipart body per attempt.
+        """
+        body = None if json_body is None else encode_json(json_body)
+
+        async def once() -> Any:
+            answer = await self.transport.exchange(
+                method, path, body=body, form=form() if form is not None else None
+            )
+            return self._parse(answer, path)
+
+        return await (self.transport.retrying(once, path) if retry else once())
+
+    async def envelope(self, method: str, path: str, *, json_body: Any = None) -> Any:
+        """The ``data`` of a ``{code, msg, data}`` route."""
+        return self._envelope_data(await self.call(method, path, json_body=json_body), path)
+
+    async def cancel(self, task_id: str) -> None:
+        """Ask RunningHub to cancel *task_id* (legacy route: the key goes in the body)."""
+        # Not retried: a lost answer is settled by the query that follows a cancel.
+        parsed = await self.call(
+            "POST", CANCEL_PATH, json_body={"apiKey": self._key, "taskId": task_id}, retry=False
+        )
+        self._envelope_data(parsed, CANCEL_PATH)
+
+    async def account(self) -> AccountStatus:
+        """``/uc/openapi/accountStatus`` (it wants the key as ``apikey``)."""
+        data = await self.envelope("POST", ACCOUNT_PATH, json_body={"apikey": self._key})
+        return self.structure(data, AccountStatus, ACCOUNT_PATH)
+
+    async def queue_status(self) -> QueueStatus:
+        """The key's concurrency limit and load."""
+        data = await self.envelope("GET", QUEUE_PATH)
+        return self.structure(data, QueueStatus, QUEUE_PATH)
+
+    async def upload(self, form: Callable[[], FormFile]) -> UploadedFile:
+        """``/openapi/v2/media/upload/binary`` with a fresh body per attempt."""
+        parsed = await self.call("POST", UPLOAD_PATH, form=form)
+        return self.structure(self._envelope_data(parsed, UPLOAD_PATH), UploadedFile, UPLOAD_PATH)

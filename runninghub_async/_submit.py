@@ -1,0 +1,245 @@
+"""The exactly-once submit protocol, and the order in which it closes.
+
+A submit is a paid, non-idempotent POST.  For each one:
+
+1. wait for a job slot (closable: a close ends this wait, nothing is sent);
+2. POST in a task the client owns, so a caller cancelled while the POST is on the
+   wire (by anyio or by a bare ``task.cancel()``) cannot lose an accepted task;
+3. classify the answer with ``_errors.proves_not_accepted``: a rejection that
+   proves nothing was created (421, 429, 1003, connection refused, ...) waits and
+   goes again; an answer that may hide an accepted task raises
+   `SubmitOutcomeUnknownError` and is never resent;
+4. hand the task id and its slot to the poller, which releases the slot when the
+   job ends.
+
+Close order (``Submitter.close`` then ``drain``, then the poller closes):
+
+1. stop accepting submits;
+2. submits still waiting for a slot (or backing off before a resend) end with
+   `ClientClosedError` and are never sent;
+3. POSTs already on the wire are awaited (shielded, bounded by the exchange
+   deadline); a task id they bring back is tracked, so the poller's close names it
+   in the `ClientClosedError.task_ids` of whoever waits, and it is logged when
+   nobody does.  Nothing is raised into the client's task group;
+4. the poller ends every waiter; then the sessions close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Mapping
+from typing import Any, TypeVar
+
+import anyio
+import anyio.abc
+import attrs
+
+from ._api import Api
+from ._config import RetryPolicy
+from ._errors import (
+    ClientClosedError,
+    ConcurrencyLimitError,
+    RunningHubError,
+    ServerError,
+    SubmitOutcomeUnknownError,
+    TransportError,
+    proves_not_accepted,
+)
+from ._limiter import Limiter, Slot
+from ._poller import Poller, Tracked
+
+__all__ = ["Submitter"]
+
+log = logging.getLogger("runninghub_async")
+T = TypeVar("T")
+
+# Backoff steps after a rejection stop growing here.
+_MAX_BACKOFF_STEP = 6
+
+
+@attrs.define(eq=False)
+class _Post:
+    """One submit POST, shared by the task sending it and the caller waiting for it."""
+
+    endpoint: str
+    body: bytes
+    params: Mapping[str, Any]
+    webhook_token: str | None = None
+    answered: asyncio.Event = attrs.field(factory=asyncio.Event)
+    tracked: Tracked | None = None
+    error: BaseException | None = None
+    abandoned: bool = False
+
+
+class Submitter:
+    """Sends submits exactly once and hands accepted tasks to the poller."""
+
+    def __init__(
+        self,
+        api: Api,
+        limiter: Limiter,
+        poller: Poller,
+        tg: anyio.abc.TaskGroup,
+        *,
+        job_timeout: float,
+        retry: RetryPolicy,
+        rng: random.Random,
+    ) -> None:
+        self._api = api
+        self._limiter = limiter
+        self._poller = poller
+        self._tg = tg
+        self._job_timeout = job_timeout
+        self._retry = retry
+        self._rng = rng
+        self._closing = False
+        self._waits: set[anyio.CancelScope] = set()
+        self._posts: set[_Post] = set()
+        self.sent = 0
+        self.accepted = 0
+        self.orphaned: list[str] = []
+        """Task ids accepted after their caller was cancelled (followed all the same)."""
+
+    async def _closable(self, awaitable: Awaitable[T]) -> T:
+        """Await *awaitable*, or raise ClientClosedError if the client closes first."""
+        scope = anyio.CancelScope()
+        self._waits.add(scope)
+        try:
+            with scope:
+                return await awaitable
+        finally:
+            self._waits.discard(scope)
+        raise ClientClosedError("the client closed before this submit was sent")
+
+    async def submit(
+        self,
+        endpoint: str,
+        body: bytes,
+        params: Mapping[str, Any],
+        *,
+        webhook_token: str | None = None,
+    ) -> Tracked:
+        """Send the submit until RunningHub accepts or refuses it.
+
+        Raises:
+            SubmitOutcomeUnknownError: it was sent and may have been accepted.
+            APIError: RunningHub refused it (after absorbing rejections that prove
+                nothing was created, within ``job_timeout``).
+            ConnectError: connecting failed every time (nothing was sent).
+            ClientClosedError: the client closed before it was sent.
+        """
+        start = anyio.current_time()
+        attempt = 0
+        while True:
+            self._refuse_if_closing()
+            slot = await self._closable(self._limiter.acquire_slot(front=attempt > 0))
+            self._refuse_if_closing(slot)
+            error = await self._send(_Post(endpoint, body, params, webhook_token), slot)
+            if isinstance(error, Tracked):
+                return error
+            in_time = anyio.current_time() - start < self._job_timeout
+            if not proves_not_accepted(error):
+                if (isinstance(error, TransportError) and error.request_sent) or (
+                    isinstance(error, ServerError) and (error.http_status or 0) >= 500
+                ):
+                    raise SubmitOutcomeUnknownError(endpoint, params, error) from None
+                raise error
+            attempt += 1
+            connect_failed = isinstance(error, TransportError)
+            if not in_time or (connect_failed and attempt >= self._retry.attempts):
+                raise error
+            log.debug("submit to %s rejected (%s); will resend", endpoint, error)
+            own_jobs = self._limiter.statistics().in_flight > 0
+            if not (isinstance(error, ConcurrencyLimitError) and own_jobs):
+                # With our own jobs running, their end is the signal to retry;
+                # otherwise (a rate limit, or the account busy elsewhere) back off.
+                step = min(attempt - 1, _MAX_BACKOFF_STEP)
+                await self._closable(anyio.sleep(self._retry.wait(step, self._rng)))
+
+    def _refuse_if_closing(self, slot: Slot | None = None) -> None:
+        if self._closing:
+            if slot is not None:
+                slot.release()
+            raise ClientClosedError("the client is closing; the submit was not sent")
+
+    async def _send(self, post: _Post, slot: Slot) -> Tracked | RunningHubError:
+        """One POST in a client-owned task; the tracked task or the error it met."""
+        self.sent += 1
+        self._posts.add(post)
+        self._tg.start_soon(self._post, post, slot)
+        try:
+            await post.answered.wait()
+        except BaseException:
+            post.abandoned = True
+            if post.tracked is not None:
+                self._orphan(post)
+            raise
+        if post.tracked is not None:
+            return post.tracked
+        assert isinstance(post.error, RunningHubError)
+        return post.error
+
+    async def _post(self, post: _Post, slot: Slot) -> None:
+        try:
+            snapshot = await self._api.submit(post.endpoint, post.body)
+        except RunningHubError as exc:
+            if isinstance(exc, ConcurrencyLimitError):
+                self._limiter.slot_rejected()  # while the slot is still held
+            slot.release()
+            post.error = exc
+        except BaseException as exc:
+            slot.release()
+            cause = ClientClosedError("the client closed while the submit was on the wire")
+            post.error = SubmitOutcomeUnknownError(post.endpoint, post.params, cause)
+            if not isinstance(exc, Exception):
+                raise  # cancelled: the client is closing past its bound
+            log.exception("unexpected error while submitting to %s", post.endpoint)
+        else:
+            self.accepted += 1
+            self._limiter.slot_accepted()
+            try:
+                tracked = self._poller.track(snapshot.task_id, endpoint=post.endpoint, slot=slot)
+            except ClientClosedError as exc:
+                post.error = exc
+                log.warning(
+                    "RunningHub accepted task %s (%s) after the client closed; it is not followed",
+                    snapshot.task_id,
+                    post.endpoint,
+                )
+            else:
+                if tracked.webhook_token is None:
+                    tracked.webhook_token = post.webhook_token
+                tracked.note(snapshot.status, None)
+                if snapshot.status.is_terminal:
+                    self._poller.resolve(snapshot)
+                post.tracked = tracked
+                if post.abandoned:
+                    self._orphan(post)
+                log.debug("submitted %s to %s", snapshot.task_id, post.endpoint)
+        finally:
+            self._posts.discard(post)
+            post.answered.set()
+
+    def _orphan(self, post: _Post) -> None:
+        assert post.tracked is not None
+        self.orphaned.append(post.tracked.task_id)
+        log.warning(
+            "the caller of a submit to %s was cancelled after RunningHub accepted it; "
+            "the client follows task %s until it ends",
+            post.endpoint,
+            post.tracked.task_id,
+        )
+
+    def close(self) -> None:
+        """Stop accepting submits; those waiting for a slot end with ClientClosedError."""
+        self._closing = True
+        for scope in list(self._waits):
+            scope.cancel()
+
+    async def drain(self, bound: float) -> None:
+        """Wait (shielded, at most *bound* seconds) for the POSTs on the wire to answer."""
+        with anyio.move_on_after(bound, shield=True):
+            while self._posts:
+                await next(iter(self._posts)).answered.wait()
