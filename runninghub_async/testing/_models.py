@@ -82,6 +82,8 @@ class FakeStats:
         webhook_failures: webhooks given up after every attempt failed.
         webhook_attempts: webhook POSTs tried, retries included.
         faults_injected: injected faults by kind.
+        requests_by_route: requests by route name (``"query"``, ``"status"``,
+            ``"submit.legacy_create"``, ``"webhook.retry"``, ...), ``/_fake/`` excluded.
     """
 
     requests_total: int
@@ -104,3 +106,4 @@ class FakeStats:
     webhook_failures: int
     webhook_attempts: int
     faults_injected: Mapping[str, int]
+    requests_by_route: Mapping[str, int] = attrs.field(factory=dict)
