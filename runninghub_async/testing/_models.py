@@ -62,7 +62,8 @@ class FakeStats:
 
     Attributes:
         requests_total: HTTP requests to API and file routes (``/_fake/`` excluded).
-        submit_requests: requests that reached the submit route, accepted or not.
+        submit_requests: requests that reached a task-creating route (standard-model
+            submits, v2 and legacy app and workflow runs), accepted or not.
         accepted_tasks: tasks created.
         rejections: error answers by code, as strings, on every route
             (``"421"``, ``"1002"``, ``"1004"``, ``"809"``, ...).

@@ -16,12 +16,12 @@ from typing import Any
 import attrs
 
 __all__ = [
-    "DEFAULT_APPS",
-    "DEFAULT_WORKFLOWS",
     "AppNode",
     "FakeApp",
     "NodeInput",
     "Registry",
+    "default_apps",
+    "default_workflows",
     "parse_node_info_list",
 ]
 
@@ -259,8 +259,9 @@ def _img2img() -> dict[str, Any]:
     return prompt
 
 
-DEFAULT_APPS: Mapping[str, tuple[Mapping[str, object], ...]] = MappingProxyType(
-    {
+def default_apps() -> dict[str, tuple[dict[str, object], ...]]:
+    """Apps every fake knows unless replaced (made-up ids: the docs show none)."""
+    return {
         "1937084629516193794": (
             {
                 "nodeId": "12",
@@ -306,10 +307,8 @@ DEFAULT_APPS: Mapping[str, tuple[Mapping[str, object], ...]] = MappingProxyType(
             },
         ),
     }
-)
-"""Apps every fake knows unless told otherwise (made-up ids: the docs show none)."""
 
-DEFAULT_WORKFLOWS: Mapping[str, Mapping[str, object]] = MappingProxyType(
-    {"1904163390028185602": _txt2img(), "1947598452328525826": _img2img()}
-)
-"""Workflows every fake knows unless told otherwise: text-to-image and image-to-image."""
+
+def default_workflows() -> dict[str, dict[str, Any]]:
+    """Workflows every fake knows unless replaced: text-to-image and image-to-image."""
+    return {"1904163390028185602": _txt2img(), "1947598452328525826": _img2img()}

@@ -22,7 +22,7 @@ from ._faults import Fault, FaultPlan
 from ._handlers import Routes
 from ._models import FakeStats, FakeTask
 from ._ratelimit import KeyedRateLimiter
-from ._registry import DEFAULT_APPS, DEFAULT_WORKFLOWS, Registry
+from ._registry import Registry, default_apps, default_workflows
 from ._state import TaskBook, TaskRecord
 from ._webhooks import WebhookSender
 
@@ -182,7 +182,7 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
             limiter=limiter,
         )
         registry = Registry(
-            {**DEFAULT_APPS, **(apps or {})}, {**DEFAULT_WORKFLOWS, **(workflows or {})}
+            {**default_apps(), **(apps or {})}, {**default_workflows(), **(workflows or {})}
         )
         context = RouteContext(
             config=self._config, book=self._book, limiter=limiter, uploads=self._uploads
