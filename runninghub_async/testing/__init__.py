@@ -18,34 +18,110 @@ It prints its base URL on one line and serves until SIGINT/SIGTERM.
 
 Routes
 ------
-* ``POST /openapi/v2/<endpoint>``: submit (Bearer auth).  Answers the bare v2
-  object: a 19-digit numeric ``taskId``, ``status`` ``"QUEUED"``/``"RUNNING"``,
-  a 32-hex ``clientId`` and ``promptTips`` as a JSON string.  Checks, in order:
-  key (1002), rate (1003), known endpoint (1000), key type (1014), JSON object
-  body (1007), ``webhookUrl`` (1007), the catalog schema of nano-banana endpoints
-  (1007, the message names every violated field), concurrency (421).  A rejected
-  submit creates nothing.  Known endpoints are the catalogued nano-banana ones,
-  the other documented image endpoints of section 2.4, the lite variants and
-  ``run/ai-app/<id>`` / ``run/workflow/<id>``; the uncatalogued ones accept any
-  JSON object.
-* ``POST /openapi/v2/query``: the documented object (``taskId``, ``status``,
-  ``errorCode``, ``errorMessage``, ``failedReason``, ``usage``, ``results``,
-  ``clientId`` ``""``, ``promptTips`` ``""``).  Unknown id: status ``""``,
-  errorCode 1004, ``usage`` null.
-* ``POST /openapi/v2/media/upload/binary``: multipart field ``file``; the file
-  can be fetched back from ``download_url`` and is kept in ``fake.uploads``.
-  Too big: code 809 (the body is read in chunks and reading stops at the
-  limit); no ``file`` field, an empty file or a type that is neither named by
-  its extension nor recognised by its magic bytes: code 301.
-* ``GET /openapi/v2/queue/status``, ``POST /uc/openapi/accountStatus`` (body
-  ``{"apikey": ...}``), ``POST /task/openapi/cancel`` (body ``{"apiKey", "taskId"}``).
-* ``GET /files/outputs/<taskId>/<n>.png``: a real 64x64 PNG whose colours derive
-  from the task id, the index and the prompt; ``GET /files/uploads/openapi/<name>``.
-  No auth; requests that carry ``Authorization`` anyway are counted.
-* ``/_fake/``: control API without auth or faults: ``GET /_fake/stats``,
-  ``GET /_fake/tasks``, ``POST /_fake/tasks/<id>/finish``,
-  ``POST /_fake/tasks/<id>/fail`` (optional ``{"code": "1015", "message": ...}``),
-  ``POST /_fake/faults`` (a `Fault` as JSON), ``DELETE /_fake/faults``.
+Every route runninghub-api.md documents.  v2 routes authenticate with
+``Authorization: Bearer <key>`` and share one per-key rate limit; legacy routes
+(``/task/openapi``, ``/api/...``, ``/uc/openapi``) take the key from the body and
+answer ``{"code", "msg", "data"}``.  Every answer is HTTP 200 unless noted.
+
+==========================================  ==================================================
+Route                                       How the fake answers
+==========================================  ==================================================
+``POST /openapi/v2/<endpoint>``             Standard-model submit: the bare v2 object, a
+                                            19-digit ``taskId``, ``status`` QUEUED/RUNNING,
+                                            ``clientId``, ``promptTips`` (a JSON string).
+                                            Checks in order: key 1002, rate 1003, known
+                                            endpoint 1000, key type 1014, JSON object 1007,
+                                            ``webhookUrl`` 1007, catalog schema 1007,
+                                            concurrency 421.  Rejected submits create nothing.
+``POST /openapi/v2/run/ai-app/<webappId>``  AI-app run: the same submit object.  Body
+``POST /openapi/v2/run/workflow/<id>``      ``{nodeInfoList?, webhookUrl?, instanceType?,
+                                            usePersonalQueue?, ...}``.  Unknown app 901,
+                                            unknown workflow 380, malformed ``nodeInfoList``
+                                            1007, a node/field the app or workflow lacks
+                                            1101, then 421.  Not limited to SHARED keys.
+``POST /openapi/v2/query``                  The documented object; unknown id: status ``""``,
+                                            1004, ``usage`` null.  Sees every task, whichever
+                                            route created it.
+``POST /openapi/v2/price-preview/<ep>``     ``{errorCode, errorMessage, estimatedPrice (a
+                                            number), currency, priceText, priceTextEn,
+                                            freeLimit, freeLimitCount,
+                                            remainingFreeLimitCount, isFreeThisCall}``;
+                                            creates nothing.  Key 1002, rate 1003, unknown
+                                            endpoint 1000, non-object body 1007.
+``POST /openapi/v2/media/upload/binary``    Multipart ``file`` -> ``{"code": 0, "message",
+                                            "data": {type, download_url, fileName, size}}``;
+                                            809 too big, 301 no/empty/unknown file, 401 key.
+``GET /openapi/v2/queue/status``            ``data {apiKeyType, concurrentLimit, runningCount,
+                                            queuedCount, totalCurrentTasks}`` (strings).
+``GET /openapi/v2/api-key/list``            ``data [{key (masked), apiKeyName, status 1,
+                                            quotaLimit null, quotaUsed (money spent on the
+                                            key's SUCCESS tasks), visible, expireAt,
+                                            expireInMinute, createdAt}]``, one per
+                                            configured key; 401 bad key, 1003 rate.
+``POST /openapi/v2/resource/list``          ``{resourceType, resourceName?, baseModels?,
+                                            tags?, current=1, size=10}`` -> ``data {records,
+                                            size, current, total, pages, hasNext,
+                                            hasPrevious}`` over seven public models plus the
+                                            caller's uploaded LoRAs; 301 bad paging (size
+                                            1..50).
+``POST /task/openapi/create``               Workflow run ``{apiKey, workflowId,
+                                            nodeInfoList?, webhookUrl?, workflow?,
+                                            addMetadata?, instanceType?, usePersonalQueue?}``
+                                            -> ``data {netWssUrl, taskId, clientId,
+                                            taskStatus, promptTips}``.  806 key, 301 bad
+                                            params (``workflow`` must be an API-format JSON
+                                            string; nodes are then checked against it), 380
+                                            unknown workflow, 803 node mismatch, 421.
+``POST /task/openapi/ai-app/run``           App run ``{apiKey, webappId, nodeInfoList?,
+``POST /task/openapi/quick-ai-app/run``     webhookUrl?, instanceType?}``: as create; 901
+                                            unknown app.  quick-ai-app takes the same body.
+``POST /task/openapi/status``               ``{apiKey, taskId}`` -> ``{"code": 0, "msg": "",
+                                            "data": "RUNNING"}``; 807 unknown, 301 no id.
+``POST /task/openapi/outputs``              ``data [{fileUrl, fileType, taskCostTime, nodeId,
+                                            thirdPartyConsumeMoney, consumeMoney,
+                                            consumeCoins}]`` once SUCCESS (the same files as
+                                            query); 813 QUEUED, 804 RUNNING, 805 with
+                                            ``data.failedReason`` FAILED or CANCEL, 807.
+``POST /task/openapi/cancel``               ``{apiKey, taskId}`` -> code 0; 423 unknown
+                                            (``cancel_not_found_code``), 805 already ended.
+``POST /task/openapi/upload``               Multipart ``apiKey``, ``fileType``, ``file`` ->
+                                            ``data {fileName: "api/<sha>.<ext>", fileType}``;
+                                            809 too big, 301 no file, bad key HTTP 401
+                                            ``{"code": -1, "msg": "ApiKey verification
+                                            failed"}``.
+``POST /task/openapi/getWebhookDetail``     ``{apiKey, taskId}`` -> ``data {id, userApiKey
+                                            (masked), taskId, webhookUrl, eventData,
+                                            callbackStatus, callbackResponse, retryCount,
+                                            createTime, updateTime}``; code 1 no event.
+``POST /task/openapi/retryWebhook``         ``{apiKey, webhookId, webhookUrl?}`` -> code 0,
+                                            ``data`` null, and the event is POSTed again
+                                            (to the new URL if given); code 1 unknown id.
+``POST /uc/openapi/accountStatus``          ``{"apikey": ...}`` (lowercase) -> ``data
+                                            {remainCoins, currentTaskCounts, remainMoney,
+                                            currency, apiType}``; 1601 missing, 806 unknown.
+``POST /api/openapi/getJsonApiFormat``      ``{apiKey, workflowId}`` -> ``data.prompt``, the
+                                            API-format workflow as a JSON string; 380.
+``GET /api/webapp/apiCallDemo``             ``?apiKey=..&webappId=..`` -> ``data {curl,
+                                            accessEncrypted, webappName, statisticsInfo,
+                                            nodeInfoList, covers, tags}``; 901 unknown app.
+``POST /api/openapi/getLoraUploadUrl``      ``{apiKey, loraName, md5Hex}`` -> ``data {url,
+                                            fileName: "api-lora-cn/<md5>.safetensors"}``; 301
+                                            bad name or md5.
+``PUT <that url>``                          Stores the LoRA (``fake.loras``); 403 bad
+                                            signature, 400 ``BadDigest`` if the body's MD5
+                                            differs.  No auth, like a pre-signed URL.
+``GET /files/outputs/<taskId>/<n>.png``     A real 64x64 PNG whose colours derive from the
+                                            task id, the index and the prompt.
+``GET /files/uploads/<fileName>``           The uploaded bytes (v2 ``openapi/...`` and legacy
+                                            ``api/...``).  File routes need no auth; requests
+                                            that carry ``Authorization`` anyway are counted.
+``/_fake/...``                              Control API without auth or faults:
+                                            ``GET /_fake/stats``, ``GET /_fake/tasks``,
+                                            ``POST /_fake/tasks/<id>/finish``,
+                                            ``POST /_fake/tasks/<id>/fail`` (optional
+                                            ``{"code", "message"}``), ``POST /_fake/faults``
+                                            (a `Fault` as JSON), ``DELETE /_fake/faults``.
+==========================================  ==================================================
 
 Knobs (keyword-only arguments of `FakeRunningHub`)
 ---------------------------------------------------
@@ -68,12 +144,23 @@ Knobs (keyword-only arguments of `FakeRunningHub`)
 * ``concurrent_limit_report=None``: queue/status ``concurrentLimit``.
 * ``currency="CNY"``, ``remain_money="999"``, ``remain_coins="99999"``: accountStatus.
 * ``cancel_not_found_code=423``: cancel's answer for an unknown task.
+* ``apps=None``: AI apps to know besides the defaults, ``{webappId: [{"nodeId",
+  "fieldName", "fieldValue"?, "nodeName"?, "fieldType"?, "description"?}, ...]}``:
+  the editable fields a run may set.  Defaults: ``1937084629516193794`` (node 12
+  ``image``, node 52 ``text``) and ``1877265245566922753`` (node 6 ``text``, node
+  5 ``width``/``height``).
+* ``workflows=None``: ComfyUI workflows besides the defaults, ``{workflowId:
+  API-format prompt}``; a run may set any ``inputs`` field of any node.  Defaults:
+  ``1904163390028185602`` (text-to-image, SaveImage is node 9) and
+  ``1947598452328525826`` (image-to-image, LoadImage is node 10).
 * ``host="127.0.0.1"``, ``port=0`` (0 = a free port).
 
 Controls for tests: ``fake.finish(id)``, ``fake.fail(id, code, message)``,
 ``await fake.wait_for(predicate, timeout=10)``, ``fake.tasks`` (`FakeTask`
 snapshots), ``fake.stats`` (a `FakeStats` snapshot), ``fake.uploads``,
-``fake.add_fault(...)``, ``fake.clear_faults()``.
+``fake.add_fault(...)``, ``fake.clear_faults()``, ``fake.add_app(id, nodes,
+name=...)``, ``fake.add_workflow(id, prompt)``, ``fake.loras`` (uploaded LoRA bytes).
+``fake.stats.requests_by_route`` counts requests by route name.
 
 Faults
 ------
@@ -82,7 +169,11 @@ Faults
 ``reset`` (connection aborted, request not handled), ``slow`` (handled at once,
 answer held back ``delay`` seconds), ``malformed_json`` (handled, answer cut in
 half) and ``drop_after_accept`` (submit handled, connection aborted), per route,
-with ``probability``, ``times`` and ``after`` schedules.
+with ``probability``, ``times`` and ``after`` schedules.  Route names: ``submit``
+(every task-creating route, v2 and legacy), ``query``, ``upload`` (v2 and legacy),
+``download``, ``account``, ``queue_status``, ``cancel``, ``status``, ``outputs``,
+``webhook``, ``api_keys``, ``price``, ``resources``, ``app_info``,
+``workflow_json``, ``lora``.
 
 Choices where the real API is unknown ('?' in runninghub-api.md)
 ----------------------------------------------------------------
@@ -129,6 +220,34 @@ Choices where the real API is unknown ('?' in runninghub-api.md)
 * **accountStatus**: the key must be in the body as lowercase ``apikey``
   (missing -> 1601 even with a Bearer header); unknown key -> 806.
 * **Results**: one PNG per task, except ``imageNum``/``n`` params ask for more.
+* **App and workflow runs** (codes for v2 runs are not documented): unknown app
+  ``"901"``, unknown workflow ``"380"`` (the legacy numbers), malformed
+  ``nodeInfoList`` ``"1007"``, a node field the app or workflow lacks ``"1101"``;
+  legacy runs answer 901, 380, 301 and 803.  A ``nodeInfoList`` entry needs
+  ``nodeId`` (string or integer), ``fieldName`` and a scalar ``fieldValue``;
+  missing or empty ``nodeInfoList`` runs with the defaults.  ``instanceType``,
+  ``addMetadata`` and ``usePersonalQueue`` are accepted and kept in the task's
+  params, but change nothing (over the limit is still 421).
+* **Legacy routes on any task**: status, outputs, cancel and webhook detail work
+  for standard-model tasks too.  A cancelled task reads ``"CANCEL"`` on status
+  and 805 with an empty ``failedReason`` on outputs.  Unknown or another key's
+  task: 807 ``APIKEY_TASK_NOT_FOUND`` on status and outputs.  Legacy status
+  answers ``msg`` ``""`` as the doc example does.
+* **netWssUrl** of a legacy run points at the fake (``ws://.../ws/<taskId>``) but
+  is not served; null while QUEUED.
+* **Webhook log**: ``callbackStatus`` is ``PENDING`` while a delivery is under way;
+  ``retryCount`` counts POSTs after the first; ``callbackResponse`` is the
+  receiver's last answer or the connection error.  A resend keeps the ``id``.
+* **Price preview**: the catalog spec's ``price`` when it has one (a number, a
+  mapping by ``resolution`` or a callable of the params), else the documented
+  table behind ``usage.consumeMoney`` (0.10 for endpoints it lacks), so a preview
+  equals what the task then costs.  Not limited to SHARED keys; no schema check.
+* **api-key/list** lists every configured key (the fake has no accounts);
+  **resource/list** holds seven made-up public models plus the caller's LoRAs.
+* **Legacy upload**: any extension (``bin`` if none), ``fileType`` echoed
+  (``"input"`` if missing), the ``upload_max_bytes`` limit; a bad key answers HTTP
+  401 ``{"code": -1, ...}`` as observed.
+* **apiCallDemo's curl** shows a placeholder, never the caller's key.
 """
 
 from __future__ import annotations

@@ -27,6 +27,15 @@ FAULT_ROUTES: tuple[str, ...] = (
     "account",
     "queue_status",
     "cancel",
+    "status",
+    "outputs",
+    "webhook",
+    "api_keys",
+    "price",
+    "resources",
+    "app_info",
+    "workflow_json",
+    "lora",
     "any",
 )
 
@@ -72,8 +81,13 @@ class Fault:
 
     Args:
         kind: one of the kinds above.
-        route: ``"submit"``, ``"query"``, ``"upload"``, ``"download"``,
-            ``"account"``, ``"queue_status"``, ``"cancel"`` or ``"any"``.
+        route: ``"submit"`` (standard-model submits and every app or workflow
+            run, v2 and legacy), ``"query"``, ``"upload"`` (v2 and legacy),
+            ``"download"``, ``"account"``, ``"queue_status"``, ``"cancel"``,
+            ``"status"`` and ``"outputs"`` (legacy), ``"webhook"``
+            (getWebhookDetail, retryWebhook), ``"api_keys"``, ``"price"``,
+            ``"resources"``, ``"app_info"`` (apiCallDemo), ``"workflow_json"``,
+            ``"lora"`` (getLoraUploadUrl and the PUT) or ``"any"``.
         probability: chance to inject on each eligible request (seeded RNG).
         times: stop after injecting this many times; None means forever.
         delay: seconds to sleep for ``"slow"``.

@@ -123,13 +123,14 @@ class Routes:
         book: TaskBook,
         faults: FaultPlan,
         uploads: MutableMapping[str, bytes],
+        limiter: KeyedRateLimiter | None = None,
     ) -> None:
         self._config = config
         self._keys = frozenset(config.api_keys)
         self._book = book
         self._faults = faults
         self._uploads = uploads
-        self._limiter = KeyedRateLimiter(config.rate_limit)
+        self._limiter = limiter if limiter is not None else KeyedRateLimiter(config.rate_limit)
 
     def build_app(self) -> web.Application:
         """The aiohttp application serving every route."""
@@ -154,6 +155,7 @@ class Routes:
         if name.startswith("_fake"):
             return await handler(request)
         self._book.counters.requests_total += 1
+        self._book.counters.requests_by_route[name] += 1
         try:
             route = name.partition(".")[0]
             fault = self._faults.pick(route) if route in FAULT_ROUTES else None

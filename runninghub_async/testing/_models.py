@@ -62,7 +62,8 @@ class FakeStats:
 
     Attributes:
         requests_total: HTTP requests to API and file routes (``/_fake/`` excluded).
-        submit_requests: requests that reached the submit route, accepted or not.
+        submit_requests: requests that reached a task-creating route (standard-model
+            submits, v2 and legacy app and workflow runs), accepted or not.
         accepted_tasks: tasks created.
         rejections: error answers by code, as strings, on every route
             (``"421"``, ``"1002"``, ``"1004"``, ``"809"``, ...).
@@ -82,6 +83,8 @@ class FakeStats:
         webhook_failures: webhooks given up after every attempt failed.
         webhook_attempts: webhook POSTs tried, retries included.
         faults_injected: injected faults by kind.
+        requests_by_route: requests by route name (``"query"``, ``"status"``,
+            ``"submit.legacy_create"``, ``"webhook.retry"``, ...), ``/_fake/`` excluded.
     """
 
     requests_total: int
@@ -104,3 +107,4 @@ class FakeStats:
     webhook_failures: int
     webhook_attempts: int
     faults_injected: Mapping[str, int]
+    requests_by_route: Mapping[str, int] = attrs.field(factory=dict)

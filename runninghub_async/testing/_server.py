@@ -14,12 +14,15 @@ import aiohttp
 import anyio
 from aiohttp import web
 
-from ._bodies import event_data
 from ._config import make_config
+from ._context import RouteContext
 from ._durations import DurationSpec, check_duration
+from ._extra_routes import ExtraRoutes
 from ._faults import Fault, FaultPlan
 from ._handlers import Routes
 from ._models import FakeStats, FakeTask
+from ._ratelimit import KeyedRateLimiter
+from ._registry import Registry, default_apps, default_workflows
 from ._state import TaskBook, TaskRecord
 from ._webhooks import WebhookSender
 
@@ -97,6 +100,12 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
         remain_coins: accountStatus ``remainCoins``.
         cancel_not_found_code: the code cancel answers for an unknown task: 423
             per the doc copy; 807 is the other documented candidate.
+        apps: AI apps to know besides the defaults, ``{webappId: nodeInfoList}``
+            where each node is ``{"nodeId", "fieldName", "fieldValue"?,
+            "nodeName"?, "fieldType"?, "description"?}`` (see `add_app`).
+        workflows: ComfyUI workflows to know besides the defaults,
+            ``{workflowId: API-format prompt}``, i.e. ``{nodeId: {"class_type":
+            ..., "inputs": {...}}}`` (see `add_workflow`).
         host: the address to bind.
         port: the port to bind; 0 picks a free one.
 
@@ -127,6 +136,8 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
         remain_money: str = "999",
         remain_coins: str = "99999",
         cancel_not_found_code: int = 423,
+        apps: Mapping[str, Iterable[Mapping[str, object]]] | None = None,
+        workflows: Mapping[str, Mapping[str, object]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -161,9 +172,22 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
         )
         self._faults = FaultPlan(faults, rng)
         self._uploads: dict[str, bytes] = {}
+        # One token bucket per key for every /openapi/v2 route, old and new.
+        limiter = KeyedRateLimiter(self._config.rate_limit)
         self._routes = Routes(
-            config=self._config, book=self._book, faults=self._faults, uploads=self._uploads
+            config=self._config,
+            book=self._book,
+            faults=self._faults,
+            uploads=self._uploads,
+            limiter=limiter,
         )
+        registry = Registry(
+            {**default_apps(), **(apps or {})}, {**default_workflows(), **(workflows or {})}
+        )
+        context = RouteContext(
+            config=self._config, book=self._book, limiter=limiter, uploads=self._uploads
+        )
+        self._extra = ExtraRoutes(context, registry)
         self._webhooks: WebhookSender | None = None
         self._base_url: str | None = None
 
@@ -177,8 +201,10 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
         async with AsyncExitStack() as stack:
             timeout = aiohttp.ClientTimeout(total=config.webhook_timeout)
             session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
+            app = self._routes.build_app()
+            self._extra.register(app)
             runner = web.AppRunner(
-                self._routes.build_app(),
+                app,
                 handler_cancellation=True,
                 access_log=None,
                 shutdown_timeout=_SHUTDOWN_TIMEOUT,
@@ -201,6 +227,7 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
                     on_delivered=functools.partial(self._bump, "webhook_deliveries"),
                     on_given_up=functools.partial(self._bump, "webhook_failures"),
                 )
+                self._extra.webhooks.sender = self._webhooks
                 self._book.open(asyncio.get_running_loop(), base_url)
                 self._base_url = base_url
                 try:
@@ -212,6 +239,7 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
                     error = exc
                 finally:
                     self._webhooks = None
+                    self._extra.webhooks.sender = None
                     self._base_url = None
                     # The HTTP server stops first (no new requests, tasks or webhooks),
                     # then the timers, then pending webhook deliveries.
@@ -227,14 +255,7 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
         self._book.notify()
 
     def _task_ended(self, record: TaskRecord) -> None:
-        if record.webhook_url is None or self._webhooks is None:
-            return
-        payload: dict[str, object] = {
-            "event": "TASK_END",
-            "taskId": record.task_id,
-            "eventData": event_data(record.snapshot()),
-        }
-        self._webhooks.send(record.webhook_url, payload)
+        self._extra.webhooks.task_ended(record)
 
     # -- public surface -----------------------------------------------------------
 
@@ -273,6 +294,47 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
     def faults(self) -> tuple[Fault, ...]:
         """The faults in force."""
         return self._faults.faults
+
+    @property
+    def loras(self) -> Mapping[str, bytes]:
+        """LoRA files PUT to their pre-signed URL, by ``fileName`` (``api-lora-cn/<md5>...``)."""
+        return self._extra.loras.files
+
+    def add_app(
+        self,
+        webapp_id: str | int,
+        nodes: Iterable[Mapping[str, object]],
+        *,
+        name: str | None = None,
+    ) -> None:
+        """Know the AI app *webapp_id* from now on (or replace it).
+
+        Args:
+            webapp_id: the app's id (``webappId``).
+            nodes: its editable fields as ``nodeInfoList`` items: ``{"nodeId",
+                "fieldName", "fieldValue"?, "nodeName"?, "fieldType"?,
+                "description"?}``.  A run may only set these ``(nodeId, fieldName)``
+                pairs; apiCallDemo lists them.
+            name: the ``webappName`` apiCallDemo answers.
+
+        Raises:
+            ValueError: a node lacks ``nodeId`` or ``fieldName``.
+        """
+        self._extra.registry.add_app(webapp_id, nodes, name)
+
+    def add_workflow(self, workflow_id: str | int, prompt: Mapping[str, object]) -> None:
+        """Know the ComfyUI workflow *workflow_id* from now on (or replace it).
+
+        Args:
+            workflow_id: the workflow's id (``workflowId``).
+            prompt: its API-format JSON, ``{nodeId: {"class_type": ..., "inputs":
+                {...}}}``; getJsonApiFormat answers it, and a run may set any
+                ``inputs`` field of any node.
+
+        Raises:
+            ValueError: a node has no ``inputs`` object, or the prompt is not JSON.
+        """
+        self._extra.registry.add_workflow(workflow_id, prompt)
 
     def add_fault(self, fault: Fault) -> None:
         """Start injecting *fault* (its ``after``/``times`` count from now)."""

@@ -92,6 +92,7 @@ class Counters:
     webhook_failures: int = 0
     webhook_attempts: int = 0
     faults_injected: Counter[str] = attrs.field(factory=Counter)
+    requests_by_route: Counter[str] = attrs.field(factory=Counter)
 
 
 class TasksView(Mapping[str, FakeTask]):
@@ -373,4 +374,5 @@ class TaskBook:
             webhook_failures=c.webhook_failures,
             webhook_attempts=c.webhook_attempts,
             faults_injected=dict(c.faults_injected),
+            requests_by_route=dict(c.requests_by_route),
         )

@@ -205,7 +205,7 @@ async def test_non_shared_key_gets_1014_on_standard_models(key_type: str) -> Non
             "clientId": "",
             "promptTips": "",
         }
-        run = await submit(http, fake, {}, endpoint="run/workflow/1")
+        run = await submit(http, fake, {}, endpoint="run/workflow/1904163390028185602")
         assert run["errorCode"] == ""
         assert len(fake.tasks) == 1
 
