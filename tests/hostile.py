@@ -1,0 +1,66 @@
+"""Small hostile HTTP servers on 127.0.0.1, for tests of what the client does when they lie."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+KEY = "hostile-test-key"
+
+
+class Recorder:
+    """Counts requests by path."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, int] = {}
+
+    def hit(self, request: web.Request) -> None:
+        self.calls[request.path] = self.calls.get(request.path, 0) + 1
+
+
+@contextlib.asynccontextmanager
+async def serve(routes: dict[tuple[str, str], Handler]) -> AsyncIterator[str]:
+    """Serve *routes* (``(method, path) -> handler``) and yield the base URL."""
+    app = web.Application()
+    for (method, path), handler in routes.items():
+        app.router.add_route(method, path, handler)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr,attr-defined]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def task_body(task_id: str, status: str, **extra: Any) -> web.Response:
+    """A v2 task-shaped answer."""
+    body = {"taskId": task_id, "status": status, "errorCode": "", "errorMessage": ""}
+    body.update(extra)
+    return web.json_response(body)
+
+
+def success_body(task_id: str, url: str) -> web.Response:
+    """A SUCCESS answer with one output."""
+    return web.Response(
+        text=json.dumps(
+            {
+                "taskId": task_id,
+                "status": "SUCCESS",
+                "errorCode": "",
+                "errorMessage": "",
+                "results": [{"url": url, "outputType": "png"}],
+            }
+        ),
+        content_type="application/json",
+    )
