@@ -22,12 +22,11 @@ Routes
   object: a 19-digit numeric ``taskId``, ``status`` ``"QUEUED"``/``"RUNNING"``,
   a 32-hex ``clientId`` and ``promptTips`` as a JSON string.  Checks, in order:
   key (1002), rate (1003), known endpoint (1000), key type (1014), JSON object
-  body (1007), ``webhookUrl`` (1007), the catalog schema of nano-banana endpoints
-  (1007, the message names every violated field), concurrency (421).  A rejected
-  submit creates nothing.  Known endpoints are the catalogued nano-banana ones,
-  the other documented image endpoints of section 2.4, the lite variants and
-  ``run/ai-app/<id>`` / ``run/workflow/<id>``; the uncatalogued ones accept any
-  JSON object.
+  body (1007), ``webhookUrl`` (1007), the catalog schema of the model (1007,
+  the message names every violated field), concurrency (421).  A rejected
+  submit creates nothing.  Known endpoints are every model of the library's
+  catalog (RunningHub's registry plus the nano lite pages) and
+  ``run/ai-app/<id>`` / ``run/workflow/<id>``, which accept any JSON object.
 * ``POST /openapi/v2/query``: the documented object (``taskId``, ``status``,
   ``errorCode``, ``errorMessage``, ``failedReason``, ``usage``, ``results``,
   ``clientId`` ``""``, ``promptTips`` ``""``).  Unknown id: status ``""``,
@@ -39,8 +38,11 @@ Routes
   its extension nor recognised by its magic bytes: code 301.
 * ``GET /openapi/v2/queue/status``, ``POST /uc/openapi/accountStatus`` (body
   ``{"apikey": ...}``), ``POST /task/openapi/cancel`` (body ``{"apiKey", "taskId"}``).
-* ``GET /files/outputs/<taskId>/<n>.png``: a real 64x64 PNG whose colours derive
-  from the task id, the index and the prompt; ``GET /files/uploads/openapi/<name>``.
+* ``GET /files/outputs/<taskId>/<n>.<ext>``: a small valid file of the model's
+  output type: a 64x64 PNG whose colours derive from the task id, the index and
+  the prompt (image; also AI apps and workflows), a minimal MP4 (video), a WAV of
+  silence (audio), a ``.txt`` (text; the query result also carries it in
+  ``text``) or a GLB (3d); ``GET /files/uploads/openapi/<name>``.
   No auth; requests that carry ``Authorization`` anyway are counted.
 * ``/_fake/``: control API without auth or faults: ``GET /_fake/stats``,
   ``GET /_fake/tasks``, ``POST /_fake/tasks/<id>/finish``,
@@ -94,8 +96,9 @@ Choices where the real API is unknown ('?' in runninghub-api.md)
 * **HTTP status of business errors**: always 200, as observed; only injected
   faults produce 5xx.
 * **Missing required params** (e.g. ``resolution`` on nano-pro) are rejected with
-  1007, not defaulted; unknown extra params are accepted.  ``validate=False``
-  turns schema checks off.
+  1007, not defaulted; so are unknown param names (the real service may ignore
+  them; rejecting catches typos).  Models the registry lists no params for take
+  any body.  ``validate=False`` turns schema checks off.
 * **webhookUrl on standard models**: accepted on every endpoint, stripped from
   the stored params, and a ``TASK_END`` webhook is delivered when the task ends.
   Its ``eventData`` is the legacy outputs shape, the only one documented:
@@ -105,7 +108,8 @@ Choices where the real API is unknown ('?' in runninghub-api.md)
   connection error or non-2xx, ``webhook_attempts`` times, ``webhook_retry_delay``
   apart; no signature header.
 * **usage while not terminal**: null.  On SUCCESS ``consumeMoney`` is the
-  documented price of the endpoint family and resolution (else ``"0.10"``),
+  catalog's price for the params (per image times the outputs, per second times
+  ``duration``; ``"0.10"`` where there is none),
   ``consumeCoins`` is 100 per CNY; FAILED and CANCEL tasks cost ``"0.00"``/``"0"``.
   ``taskCostTime`` is the whole seconds spent RUNNING.
 * **Failed standard-model tasks**: status FAILED with one of ``failure_codes``
@@ -128,7 +132,8 @@ Choices where the real API is unknown ('?' in runninghub-api.md)
   ``openapi/<sha256 prefix>.<ext>``.
 * **accountStatus**: the key must be in the body as lowercase ``apikey``
   (missing -> 1601 even with a Bearer header); unknown key -> 806.
-* **Results**: one PNG per task, except ``imageNum``/``n`` params ask for more.
+* **Results**: one file per task (``outputType`` its extension: png, mp4, wav,
+  txt, glb), except ``imageNum``/``n`` params ask for more.
 """
 
 from __future__ import annotations
