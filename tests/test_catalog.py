@@ -168,6 +168,47 @@ def test_a_catalog_loads_from_a_registry_file_or_a_compact_file(tmp_path: pathli
         Catalog.from_path(bad)
 
 
+def test_the_generator_writes_credited_compact_data_with_the_lite_pages(
+    tmp_path: pathlib.Path,
+) -> None:
+    """tools/gen_catalog.py: registry + pricing in, minified credited data out."""
+    registry = {
+        "models": [
+            {"endpoint": "rhart-image-v1/text-to-image", "name_en": "nano-banana/t2i",
+             "output_type": "image", "category": "RunningHub/RHArt Image",
+             "params": [{"fieldKey": "prompt", "type": "STRING", "required": True,
+                         "description": "prose that must not be copied"}]}
+        ]
+    }  # fmt: skip
+    pricing = {
+        "pricing": [
+            {"endpoint": "rhart-image-v1/text-to-image", "currency": "CNY", "unit": "/次",
+             "price": 0.05}
+        ]
+    }  # fmt: skip
+    (tmp_path / "r.json").write_text(json.dumps(registry), encoding="utf-8")
+    (tmp_path / "p.json").write_text(json.dumps(pricing), encoding="utf-8")
+    out = tmp_path / "catalog.json"
+    script = pathlib.Path(__file__).resolve().parents[1] / "tools" / "gen_catalog.py"
+    args = ["--registry", str(tmp_path / "r.json"), "--pricing", str(tmp_path / "p.json")]
+    subprocess.run(
+        [sys.executable, str(script), *args, "--out", str(out)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    text = out.read_text(encoding="utf-8")
+    assert "\n" not in text.rstrip("\n")  # minified
+    assert "prose" not in text
+    data = json.loads(text)
+    assert "Apache-2.0" in data["source"]
+    paths = [m["e"] for m in data["models"]]
+    assert paths == sorted(paths)
+    assert len(paths) == 5  # the one model plus the four lite pages
+    v1 = Catalog.from_data(data).require("nano-banana/t2i")
+    assert v1.price == 0.05
+
+
 # -- finding models ------------------------------------------------------------
 
 
