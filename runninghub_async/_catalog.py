@@ -1,258 +1,235 @@
-"""Schemas of the nano-banana image endpoints, and validation against them.
+"""Every RunningHub model: the catalog behind validation, by endpoint path or name.
 
-The table follows runninghub-api.md section 2.2 (RunningHub's official model
-registry plus the newer "lite" pages).  It is data, checked by both the client
-(before any money is spent) and the fake server (which answers errorCode 1007
-like the real one), so the two can never disagree about what is valid.
+The packaged data (``_data/catalog.json``, facts from RunningHub's public model
+registry, Apache-2.0) is read on first use, never at import.  A `Catalog` can
+also be built from a newer registry file (`Catalog.from_path`).  The same
+catalog is checked by the client (before any money is spent) and by the fake
+server (which answers errorCode 1007 like the real one).
 
-Endpoints outside the table are not validated: RunningHub has hundreds of
-models and a wrong guess would block a valid call.
+The module-level functions use the packaged catalog.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
-import attrs
+from ._checks import closest, violations
+from ._errors import FileTooLargeError, InvalidParametersError
+from ._registry import specs
+from ._specs import EndpointSpec, ParamSpec, Violation
 
 __all__ = [
     "DEFAULT_MODEL",
     "ENDPOINTS",
     "MODELS",
+    "Catalog",
     "EndpointSpec",
     "ParamSpec",
     "Violation",
+    "default_catalog",
+    "invalid_parameters",
     "lookup",
+    "require",
     "resolve_endpoint",
     "violations",
 ]
 
-MB = 1024 * 1024
 
-_PRO_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "5:4", "4:5", "21:9")
-_FLASH_RATIOS = (*_PRO_RATIOS, "1:4", "4:1", "1:8", "8:1")
-_V1_RATIOS = ("auto", *_PRO_RATIOS)
-_RESOLUTIONS = ("1k", "2k", "4k")
-_ULTRA_RESOLUTIONS = ("4k", "8k")
-_PROMPT_MAX = 20000
+class Catalog:
+    """A set of model specs, found by endpoint path or documented name.
 
-
-@attrs.frozen
-class ParamSpec:
-    """One body parameter of an endpoint.
-
-    ``kind`` is ``"string"`` (a prompt), ``"enum"`` (one of ``choices``) or
-    ``"images"`` (a list of image URLs, at most ``max_items``, each at most
-    ``max_item_bytes`` when the client knows the size).
+    Build one with `from_path` (a RunningHub registry file or a compact catalog
+    file) or `from_specs`; `default_catalog()` is the packaged one.
     """
 
-    name: str
-    kind: str
-    required: bool
-    choices: tuple[str, ...] = ()
-    default: str | None = None
-    max_length: int | None = None
-    max_items: int | None = None
-    max_item_bytes: int | None = None
+    def __init__(self, models: Iterable[EndpointSpec]) -> None:
+        self._specs: dict[str, EndpointSpec] = {}
+        for spec in models:
+            self._specs.setdefault(spec.path, spec)
+        self._by_name: dict[str, str] = {}
+        self._folded: dict[str, str] = {}
+        for spec in self._specs.values():
+            for name in spec.names:
+                self._by_name.setdefault(name, spec.path)
+            for key in (spec.path, *spec.names):
+                self._folded.setdefault(key.casefold(), spec.path)
+
+    @classmethod
+    def from_specs(cls, models: Iterable[EndpointSpec]) -> Catalog:
+        """A catalog of *models* (the first spec of a path wins)."""
+        return cls(models)
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Catalog:
+        """A catalog of decoded JSON: a RunningHub registry or compact catalog data.
+
+        Raises:
+            ValueError: *data* is neither.
+        """
+        return cls(specs(data))
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str]) -> Catalog:
+        """A catalog read from a JSON file: a RunningHub registry or compact catalog.
+
+        Raises:
+            OSError: the file cannot be read.
+            ValueError: it is not JSON, or not catalog data.
+        """
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+        if not isinstance(data, dict):
+            raise ValueError(f"{os.fspath(path)!r} is not catalog data")
+        return cls.from_data(data)
+
+    @property
+    def endpoints(self) -> Mapping[str, EndpointSpec]:
+        """Every spec, by endpoint path."""
+        return self._specs
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __iter__(self) -> Iterator[EndpointSpec]:
+        return iter(self._specs.values())
+
+    def __repr__(self) -> str:
+        return f"<Catalog of {len(self._specs)} models>"
+
+    def resolve_endpoint(self, endpoint: str) -> str:
+        """The endpoint path for *endpoint*, given as a path or a documented name.
+
+        A leading ``/openapi/v2/`` is dropped.  Documented names map to their
+        path (exactly, else ignoring case); anything else is taken to be a path.
+
+        Raises:
+            ValueError: *endpoint* is empty or would leave the API's path space.
+        """
+        if not isinstance(endpoint, str):
+            raise ValueError(f"not an endpoint path or name: {endpoint!r}")
+        path = _normalise(endpoint)
+        if path not in self._specs:
+            path = self._by_name.get(path) or self._folded.get(path.casefold(), path)
+        if not path or ".." in path.split("/") or "?" in path or "#" in path or "//" in path:
+            raise ValueError(f"not an endpoint path or name: {endpoint!r}")
+        return path
+
+    def lookup(self, endpoint: str) -> EndpointSpec | None:
+        """The spec of *endpoint* (a path or a documented name), or None."""
+        try:
+            return self._specs.get(self.resolve_endpoint(endpoint))
+        except ValueError:
+            return None
+
+    def require(self, endpoint: str) -> EndpointSpec:
+        """The spec of *endpoint*, which must be catalogued.
+
+        Raises:
+            InvalidParametersError: unknown model (``code`` ``"local"``, ``field``
+                ``"endpoint"``); the message and ``allowed`` name the closest
+                catalogued names and paths.
+        """
+        spec = self.lookup(endpoint)
+        if spec is not None:
+            return spec
+        near = self.closest(endpoint if isinstance(endpoint, str) else repr(endpoint))
+        hint = f"; did you mean: {', '.join(near)}?" if near else ""
+        raise _unknown(endpoint, hint, ", ".join(near))
+
+    def closest(self, text: str, n: int = 5) -> list[str]:
+        """Up to *n* catalogued paths or names nearest to *text*, best first."""
+        key = _normalise(text)
+        candidates = [*self._specs, *self._by_name]
+        return closest(key, candidates, n)
+
+    def find(self, text: str = "") -> list[EndpointSpec]:
+        """Specs whose path, names, output type or category match *text*, best first.
+
+        Every word of *text* must appear (ignoring case) in one of them.  Exact
+        matches come first, then shorter paths.  An empty text lists every model.
+        """
+        words = text.casefold().split()
+        found: list[tuple[int, int, str, EndpointSpec]] = []
+        for spec in self._specs.values():
+            fields = [spec.path, *spec.names, spec.output_type, spec.category]
+            haystack = " ".join(fields).casefold()
+            if not all(word in haystack for word in words):
+                continue
+            exact = text.strip().casefold() in (f.casefold() for f in fields)
+            starts = any(f.casefold().startswith(words[0]) for f in fields) if words else False
+            rank = 0 if exact else 1 if starts else 2
+            found.append((rank, len(spec.path), spec.path, spec))
+        found.sort(key=lambda row: row[:3])
+        return [row[3] for row in found]
+
+    def violations(
+        self,
+        spec: EndpointSpec,
+        body: Mapping[str, object],
+        *,
+        image_sizes: Mapping[str, int] | None = None,
+    ) -> list[Violation]:
+        """Every way *body* breaks *spec* (see `runninghub_async._checks.violations`)."""
+        return violations(spec, body, image_sizes=image_sizes)
 
 
-@attrs.frozen
-class EndpointSpec:
-    """A catalogued endpoint: its path below ``/openapi/v2/``, documented name and params."""
-
-    path: str
-    name: str
-    params: tuple[ParamSpec, ...]
-
-    def param(self, name: str) -> ParamSpec | None:
-        """The spec of body parameter *name*, or None when the endpoint has no such param."""
-        for p in self.params:
-            if p.name == name:
-                return p
-        return None
-
-
-@attrs.frozen
-class Violation:
-    """One way a request body breaks its endpoint's schema."""
-
-    field: str
-    value: object
-    problem: str
-    allowed: str
-
-    def __str__(self) -> str:
-        shown = _short(self.value)
-        if self.problem == "is required":
-            return f"{self.field} is required ({self.allowed})"
-        return f"{self.field}={shown} {self.problem}; allowed: {self.allowed}"
-
-
-def _prompt(required: bool = True) -> ParamSpec:
-    return ParamSpec("prompt", "string", required, max_length=_PROMPT_MAX)
-
-
-def _ratio(choices: tuple[str, ...], default: str, required: bool = False) -> ParamSpec:
-    return ParamSpec("aspectRatio", "enum", required, choices=choices, default=default)
-
-
-def _resolution(choices: tuple[str, ...] = _RESOLUTIONS, default: str = "1k") -> ParamSpec:
-    return ParamSpec("resolution", "enum", True, choices=choices, default=default)
-
-
-def _images(max_items: int | None, max_mb: int | None) -> ParamSpec:
-    return ParamSpec(
-        "imageUrls",
-        "images",
-        True,
-        max_items=max_items,
-        max_item_bytes=None if max_mb is None else max_mb * MB,
+def _unknown(endpoint: object, hint: str, allowed: str) -> InvalidParametersError:
+    return InvalidParametersError(
+        "local",
+        f"unknown model {endpoint!r}{hint}",
+        endpoint=endpoint if isinstance(endpoint, str) else None,
+        field="endpoint",
+        value=endpoint,
+        allowed=allowed or "a catalogued model path or name",
     )
 
 
-def _spec(path: str, name: str, *params: ParamSpec) -> EndpointSpec:
-    return EndpointSpec(path=path, name=name, params=params)
+def _normalise(endpoint: str) -> str:
+    path = endpoint.strip()
+    for prefix in ("/openapi/v2/", "openapi/v2/", "/"):
+        if path.startswith(prefix):
+            path = path[len(prefix) :]
+    return path
 
 
-_TABLE = (
-    # nano-banana-pro
-    _spec(
-        "rhart-image-n-pro/text-to-image",
-        "nano-banana-pro/text-to-image-channel-low-price",
-        _prompt(),
-        _ratio(_PRO_RATIOS, "9:16"),
-        _resolution(),
-    ),
-    _spec(
-        "rhart-image-n-pro/edit",
-        "nano-banana-pro/edit-channel-low-price",
-        _images(10, 10),
-        _prompt(),
-        _ratio(_PRO_RATIOS, "3:4"),
-        _resolution(),
-    ),
-    _spec(
-        "rhart-image-n-pro-official/text-to-image",
-        "nano-banana-pro/text-to-image-official-stable",
-        _resolution(),
-        _prompt(),
-        _ratio(_PRO_RATIOS, "3:4"),
-    ),
-    _spec(
-        "rhart-image-n-pro-official/edit",
-        "nano-banana-pro/edit-official-stable",
-        _images(10, 10),
-        _prompt(),
-        _resolution(),
-        _ratio(_PRO_RATIOS, "3:4"),
-    ),
-    _spec(
-        "rhart-image-n-pro-official/text-to-image-ultra",
-        "nano-banana-pro/text-to-image-ultra-official-stable",
-        _prompt(),
-        _resolution(_ULTRA_RESOLUTIONS, "8k"),
-        _ratio(_PRO_RATIOS, "3:4"),
-    ),
-    _spec(
-        "rhart-image-n-pro-official/edit-ultra",
-        "nano-banana-pro/edit-ultra-official-stable",
-        _images(10, 10),
-        _prompt(),
-        _resolution(_ULTRA_RESOLUTIONS, "8k"),
-        _ratio(_PRO_RATIOS, "3:4"),
-    ),
-    # nano-banana2 (gemini 3.1 flash)
-    _spec(
-        "rhart-image-n-g31-flash/text-to-image",
-        "nano-banana2-gemini31flash/text-to-image-channel-low-price",
-        # The registry gives no maxLength here; the family limit is the safe reading.
-        _prompt(),
-        _ratio(_FLASH_RATIOS, "9:16"),
-        _resolution(),
-    ),
-    _spec(
-        "rhart-image-n-g31-flash/image-to-image",
-        "nano-banana2-gemini31flash/image-to-image-channel-low-price",
-        _images(10, 30),
-        _prompt(),
-        _ratio(_FLASH_RATIOS, "9:16"),
-        _resolution(),
-    ),
-    _spec(
-        "rhart-image-n-g31-flash-official/text-to-image",
-        "nano-banana2-gemini31flash/text-to-image-official-stable",
-        _prompt(),
-        _ratio(_FLASH_RATIOS, "21:9"),
-        _resolution(),
-    ),
-    _spec(
-        "rhart-image-n-g31-flash-official/image-to-image",
-        "nano-banana2-gemini31flash/image-to-image-official-stable",
-        _images(14, 10),
-        _prompt(),
-        _ratio(_FLASH_RATIOS, "9:16"),
-        _resolution(),
-    ),
-    # nano-banana v1: aspectRatio is required and there is no resolution
-    _spec(
-        "rhart-image-v1/text-to-image",
-        "nano-banana/text-to-image-channel-low-price",
-        _prompt(),
-        _ratio(_V1_RATIOS, "3:4", required=True),
-    ),
-    _spec(
-        "rhart-image-v1/edit",
-        "nano-banana/edit-channel-low-price",
-        _prompt(),
-        _ratio(_V1_RATIOS, "auto", required=True),
-        _images(5, 10),
-    ),
-    _spec(
-        "rhart-image-v1-official/text-to-image",
-        "nano-banana/text-to-image-official-stable",
-        _prompt(),
-        _ratio(_V1_RATIOS, "3:4", required=True),
-    ),
-    _spec(
-        "rhart-image-v1-official/edit",
-        "nano-banana/edit-official-stable",
-        _prompt(),
-        _ratio(_V1_RATIOS, "auto", required=True),
-        _images(5, 10),
-    ),
-    # lite: no resolution; imageUrls limits are not documented, so none are enforced
-    _spec(
-        "rhart-image-n-g31-flash-lite/text-to-image",
-        "nano-banana2-lite/text-to-image-channel-low-price",
-        _prompt(),
-        _ratio(_FLASH_RATIOS, "9:16"),
-    ),
-    _spec(
-        "rhart-image-n-g31-flash-lite/image-to-image",
-        "nano-banana2-lite/image-to-image-channel-low-price",
-        _prompt(),
-        _images(None, None),
-        _ratio(_FLASH_RATIOS, "9:16"),
-    ),
-    _spec(
-        "rhart-image-n-g31-flash-lite-official/text-to-image",
-        "nano-banana2-lite/text-to-image-official-stable",
-        _prompt(),
-        _ratio(_FLASH_RATIOS, "1:1"),
-    ),
-    _spec(
-        "rhart-image-n-g31-flash-lite-official/image-to-image",
-        "nano-banana2-lite/image-to-image-official-stable",
-        _prompt(),
-        _images(None, None),
-        _ratio(("auto", *_FLASH_RATIOS), "auto"),
-    ),
-)
+@functools.cache
+def default_catalog() -> Catalog:
+    """The packaged catalog (read once, on first use)."""
+    from importlib.resources import files
 
-ENDPOINTS: Mapping[str, EndpointSpec] = {spec.path: spec for spec in _TABLE}
-"""Every catalogued endpoint, by path (below ``/openapi/v2/``)."""
+    text = (
+        files(__package__ or "runninghub_async")
+        .joinpath("_data", "catalog.json")
+        .read_text(encoding="utf-8")
+    )
+    return Catalog.from_data(json.loads(text))
 
-_BY_NAME: Mapping[str, str] = {spec.name: spec.path for spec in _TABLE}
+
+class _DefaultEndpoints(Mapping[str, EndpointSpec]):
+    """`ENDPOINTS`: the packaged catalog's specs by path, loaded on first access."""
+
+    def __getitem__(self, path: str) -> EndpointSpec:
+        return default_catalog().endpoints[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(default_catalog().endpoints)
+
+    def __len__(self) -> int:
+        return len(default_catalog().endpoints)
+
+    def __contains__(self, path: object) -> bool:
+        return path in default_catalog().endpoints
+
+    def __repr__(self) -> str:
+        return "<ENDPOINTS of the packaged catalog>"
+
+
+ENDPOINTS: Mapping[str, EndpointSpec] = _DefaultEndpoints()
+"""Every catalogued endpoint of the packaged catalog, by path (below ``/openapi/v2/``)."""
 
 MODELS: Mapping[str, tuple[str, str]] = {
     "nano-banana-pro": ("rhart-image-n-pro/text-to-image", "rhart-image-n-pro/edit"),
@@ -296,109 +273,34 @@ DEFAULT_MODEL = "nano-banana-pro"
 """The model the image helpers use when none is named."""
 
 
-def _normalise(endpoint: str) -> str:
-    path = endpoint.strip()
-    for prefix in ("/openapi/v2/", "openapi/v2/", "/"):
-        if path.startswith(prefix):
-            path = path[len(prefix) :]
-    return path
-
-
 def resolve_endpoint(endpoint: str) -> str:
-    """The endpoint path for *endpoint*, given as a path or a documented name.
-
-    A leading ``/openapi/v2/`` is accepted and dropped.  Names of catalogued
-    endpoints (``"nano-banana-pro/text-to-image-channel-low-price"``) map to their
-    path; anything else is taken to be a path already.
-
-    Raises:
-        ValueError: *endpoint* is empty or would leave the API's path space.
-    """
-    path = _normalise(endpoint)
-    path = _BY_NAME.get(path, path)
-    if not path or ".." in path.split("/") or "?" in path or "#" in path or "//" in path:
-        raise ValueError(f"not an endpoint path or name: {endpoint!r}")
-    return path
+    """`Catalog.resolve_endpoint` of the packaged catalog."""
+    return default_catalog().resolve_endpoint(endpoint)
 
 
 def lookup(endpoint: str) -> EndpointSpec | None:
-    """The catalogued spec of *endpoint* (a path or a documented name), or None."""
-    path = _normalise(endpoint)
-    return ENDPOINTS.get(_BY_NAME.get(path, path))
+    """`Catalog.lookup` of the packaged catalog."""
+    return default_catalog().lookup(endpoint)
 
 
-def violations(
-    spec: EndpointSpec,
-    body: Mapping[str, object],
-    *,
-    image_sizes: Mapping[str, int] | None = None,
-) -> list[Violation]:
-    """Every way *body* breaks *spec*, in the order of the spec's params.
+def require(endpoint: str) -> EndpointSpec:
+    """`Catalog.require` of the packaged catalog."""
+    return default_catalog().require(endpoint)
 
-    *image_sizes* maps an image URL to its size in bytes where the caller knows
-    it (local files about to be uploaded); other URLs are not size-checked.
-    Unknown extra keys are allowed, as RunningHub is not known to reject them.
+
+def invalid_parameters(spec: EndpointSpec, problems: Sequence[Violation]) -> InvalidParametersError:
+    """The error (not raised) for *problems*, naming the first one's field.
+
+    It is a `FileTooLargeError` when the first problem is a file over the
+    model's size limit.
     """
-    found: list[Violation] = []
-    for param in spec.params:
-        if param.name not in body or body[param.name] is None:
-            if param.required:
-                found.append(Violation(param.name, None, "is required", _describe(param)))
-            continue
-        found.extend(_check(param, body[param.name], image_sizes or {}))
-    return found
-
-
-def _check(param: ParamSpec, value: object, image_sizes: Mapping[str, int]) -> list[Violation]:
-    if param.kind == "string":
-        if not isinstance(value, str) or not value.strip():
-            return [Violation(param.name, value, "must be a non-empty string", _describe(param))]
-        if param.max_length is not None and len(value) > param.max_length:
-            return [
-                Violation(param.name, value, f"is {len(value)} characters long", _describe(param))
-            ]
-        return []
-    if param.kind == "enum":
-        if value not in param.choices:
-            return [Violation(param.name, value, "is not allowed", _describe(param))]
-        return []
-    return _check_images(param, value, image_sizes)
-
-
-def _check_images(
-    param: ParamSpec, value: object, image_sizes: Mapping[str, int]
-) -> list[Violation]:
-    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
-        return [Violation(param.name, value, "must be a list of image URLs", _describe(param))]
-    if not value:
-        return [Violation(param.name, value, "must not be empty", _describe(param))]
-    if param.max_items is not None and len(value) > param.max_items:
-        return [Violation(param.name, value, f"has {len(value)} images", _describe(param))]
-    found = []
-    for index, url in enumerate(value):
-        field = f"{param.name}[{index}]"
-        if not isinstance(url, str) or not url:
-            found.append(Violation(field, url, "must be a URL string", _describe(param)))
-            continue
-        size = image_sizes.get(url)
-        if size is not None and param.max_item_bytes is not None and size > param.max_item_bytes:
-            found.append(Violation(field, url, f"is {size} bytes", _describe(param)))
-    return found
-
-
-def _describe(param: ParamSpec) -> str:
-    if param.kind == "enum":
-        return "one of " + ", ".join(param.choices)
-    if param.kind == "string":
-        limit = f" of at most {param.max_length} characters" if param.max_length else ""
-        return f"a non-empty string{limit}"
-    parts = ["a list of 1"]
-    parts.append(f" to {param.max_items} image URLs" if param.max_items else " or more image URLs")
-    if param.max_item_bytes:
-        parts.append(f", each at most {param.max_item_bytes // MB} MB")
-    return "".join(parts)
-
-
-def _short(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    first = problems[0]
+    cls = FileTooLargeError if first.too_large else InvalidParametersError
+    return cls(
+        "local",
+        "; ".join(str(p) for p in problems),
+        endpoint=spec.path,
+        field=first.field,
+        value=first.value,
+        allowed=first.allowed,
+    )

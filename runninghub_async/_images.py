@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, BinaryIO, Literal, TypeAlias
 
 from ._catalog import DEFAULT_MODEL, ENDPOINTS, MODELS, EndpointSpec, Violation, violations
-from ._errors import FileTooLargeError, InvalidParametersError
+from ._catalog import invalid_parameters as _invalid_parameters
+from ._checks import data_uri_size
+from ._errors import InvalidParametersError
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -107,17 +109,6 @@ def image_label(image: object) -> str:
     return f"<file {name}>" if isinstance(name, str) else f"<{type(image).__name__}>"
 
 
-def data_uri_size(value: str) -> int | None:
-    """The decoded size in bytes of a base64 ``data:`` URI, or None for anything else."""
-    if value[:5].lower() != "data:":
-        return None
-    meta, comma, payload = value.partition(",")
-    if not comma or not meta.lower().endswith(";base64"):
-        return None
-    payload = payload.strip()
-    return len(payload) * 3 // 4 - payload[-2:].count("=")
-
-
 def image_params(
     task: ImageTask,
     prompt: str,
@@ -208,17 +199,7 @@ def invalid_parameters(
     """The error (not raised) for *problems*, naming the first one's field.
 
     It is a `FileTooLargeError` when the first problem is an image over the
-    endpoint's size limit.
+    endpoint's size limit.  (*image_sizes* is no longer needed: the violation
+    says so itself.)
     """
-    first = problems[0]
-    too_large = first.field.startswith("imageUrls[") and isinstance(first.value, str)
-    too_large = too_large and first.value in image_sizes
-    cls = FileTooLargeError if too_large else InvalidParametersError
-    return cls(
-        "local",
-        "; ".join(str(p) for p in problems),
-        endpoint=spec.path,
-        field=first.field,
-        value=first.value,
-        allowed=first.allowed,
-    )
+    return _invalid_parameters(spec, problems)

@@ -22,6 +22,7 @@ from ._batch import BatchRequest, run_batch
 from ._commands import GenerateRequest, image_inputs, run_account, run_generate, run_status
 from ._demo import DemoRequest, run_demo
 from ._inputs import RequestBuilder
+from ._models import run_models
 from ._stop import Interrupted, Stop, can_watch_signals, watch_signals
 
 __all__ = ["build_parser", "main"]
@@ -213,7 +214,18 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     account = commands.add_parser(
         "account", parents=[common], help="balance and concurrency of the key"
     )
+    models = commands.add_parser(
+        "models",
+        help="list RunningHub's models (no key needed); 'models show NAME' describes one",
+        description=(
+            "List the models whose endpoint, names, output type (image, video, audio, text, "
+            "3d) or category contain every word of TEXT, best first. 'models show NAME' "
+            "prints one model's params: types, allowed values, ranges and defaults."
+        ),
+    )
+    models.add_argument("words", nargs="*", metavar="TEXT")
     subparsers = {
+        "models": models,
         "demo": demo,
         "generate": generate,
         "batch": batch,
@@ -276,6 +288,8 @@ def _prepare(
             arguments were found good).
     """
     parser = parsers[args.command]
+    if args.command == "models":
+        return functools.partial(run_models, args.words)
     if args.command == "generate":
         _check_image_options(parser, args, edit=bool(args.image))
         for value in args.image:

@@ -110,8 +110,10 @@ Route                                       How the fake answers
 ``PUT <that url>``                          Stores the LoRA (``fake.loras``); 403 bad
                                             signature, 400 ``BadDigest`` if the body's MD5
                                             differs.  No auth, like a pre-signed URL.
-``GET /files/outputs/<taskId>/<n>.png``     A real 64x64 PNG whose colours derive from the
-                                            task id, the index and the prompt.
+``GET /files/outputs/<taskId>/<n>.<ext>``   A small valid file of the model's output kind: a
+                                            64x64 PNG (colours from the task id, index and
+                                            prompt), a minimal MP4, a WAV of silence, a
+                                            ``.txt`` (also inline as ``text``) or a GLB.
 ``GET /files/uploads/<fileName>``           The uploaded bytes (v2 ``openapi/...`` and legacy
                                             ``api/...``).  File routes need no auth; requests
                                             that carry ``Authorization`` anyway are counted.
@@ -185,8 +187,9 @@ Choices where the real API is unknown ('?' in runninghub-api.md)
 * **HTTP status of business errors**: always 200, as observed; only injected
   faults produce 5xx.
 * **Missing required params** (e.g. ``resolution`` on nano-pro) are rejected with
-  1007, not defaulted; unknown extra params are accepted.  ``validate=False``
-  turns schema checks off.
+  1007, not defaulted; so are unknown param names (the real service may ignore
+  them; rejecting catches typos).  Models the registry lists no params for take
+  any body.  ``validate=False`` turns schema checks off.
 * **webhookUrl on standard models**: accepted on every endpoint, stripped from
   the stored params, and a ``TASK_END`` webhook is delivered when the task ends.
   Its ``eventData`` is the legacy outputs shape, the only one documented:
@@ -196,7 +199,8 @@ Choices where the real API is unknown ('?' in runninghub-api.md)
   connection error or non-2xx, ``webhook_attempts`` times, ``webhook_retry_delay``
   apart; no signature header.
 * **usage while not terminal**: null.  On SUCCESS ``consumeMoney`` is the
-  documented price of the endpoint family and resolution (else ``"0.10"``),
+  catalog's price for the params (per image times the outputs, per second times
+  ``duration``; ``"0.10"`` where there is none),
   ``consumeCoins`` is 100 per CNY; FAILED and CANCEL tasks cost ``"0.00"``/``"0"``.
   ``taskCostTime`` is the whole seconds spent RUNNING.
 * **Failed standard-model tasks**: status FAILED with one of ``failure_codes``
@@ -219,7 +223,8 @@ Choices where the real API is unknown ('?' in runninghub-api.md)
   ``openapi/<sha256 prefix>.<ext>``.
 * **accountStatus**: the key must be in the body as lowercase ``apikey``
   (missing -> 1601 even with a Bearer header); unknown key -> 806.
-* **Results**: one PNG per task, except ``imageNum``/``n`` params ask for more.
+* **Results**: one file per task (``outputType`` its extension: png, mp4, wav,
+  txt, glb), except ``imageNum``/``n`` params ask for more.
 * **App and workflow runs** (codes for v2 runs are not documented): unknown app
   ``"901"``, unknown workflow ``"380"`` (the legacy numbers), malformed
   ``nodeInfoList`` ``"1007"``, a node field the app or workflow lacks ``"1101"``;

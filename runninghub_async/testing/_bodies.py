@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._models import FakeTask
+from ._outputs import render_text
 
 __all__ = [
     "MESSAGES",
@@ -22,6 +23,8 @@ __all__ = [
     "failed_reason",
     "join_problems",
     "message_for",
+    "output_item",
+    "output_key",
     "query_body",
     "query_error",
     "submit_body",
@@ -127,14 +130,25 @@ def _usage(task: FakeTask, price: str) -> Json | None:
     }
 
 
+def output_key(task: FakeTask, url: str) -> str:
+    """What an output file's content derives from: task id, index and prompt."""
+    index = url.rpartition("/")[2].partition(".")[0]
+    prompt = task.params.get("prompt")
+    return f"{task.task_id}/{index}/{prompt if isinstance(prompt, str) else ''}"
+
+
+def output_item(task: FakeTask, url: str) -> Json:
+    """One ``results[]`` item: ``outputType`` is the extension; text outputs carry ``text``."""
+    ext = url.rpartition(".")[2]
+    text = render_text(output_key(task, url)) if ext == "txt" else None
+    return {"url": url, "nodeId": OUTPUT_NODE_ID, "outputType": ext, "text": text}
+
+
 def query_body(task: FakeTask, price: str) -> Json:
     """The /query answer for a known task, in the documented field order."""
     results = None
     if task.status == "SUCCESS":
-        results = [
-            {"url": url, "nodeId": OUTPUT_NODE_ID, "outputType": "png", "text": None}
-            for url in task.outputs
-        ]
+        results = [output_item(task, url) for url in task.outputs]
     return {
         "taskId": task.task_id,
         "status": task.status,
@@ -176,7 +190,7 @@ def event_data(task: FakeTask) -> str:
             "data": [
                 {
                     "fileUrl": url,
-                    "fileType": "png",
+                    "fileType": url.rpartition(".")[2],
                     "taskCostTime": _cost_time(task),
                     "nodeId": OUTPUT_NODE_ID,
                 }

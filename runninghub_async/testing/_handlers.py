@@ -15,6 +15,7 @@ from .._catalog import violations
 from ._bodies import (
     envelope,
     join_problems,
+    output_key,
     query_body,
     query_error,
     submit_body,
@@ -25,7 +26,7 @@ from ._config import FakeConfig
 from ._control import add_control_routes
 from ._endpoints import catalogued, is_known, is_standard_model, price_of
 from ._faults import FAULT_ROUTES, Fault, FaultPlan
-from ._png import render_png
+from ._outputs import CONTENT_TYPES, render_file
 from ._ratelimit import KeyedRateLimiter
 from ._state import TaskBook
 
@@ -271,7 +272,8 @@ class Routes:
         if record is None or record.api_key != key:
             return self._reject("1004", query_error(task_id, "1004"))
         book.count_query(record)
-        return _json(query_body(record.snapshot(), price_of(record.endpoint, record.params)))
+        price = price_of(record.endpoint, record.params, len(record.outputs))
+        return _json(query_body(record.snapshot(), price))
 
     # -- v2 management endpoints -------------------------------------------------
 
@@ -383,13 +385,13 @@ class Routes:
         self._count_file_request(request)
         task_id, name = request.match_info["task_id"], request.match_info["name"]
         record = self._book.get(task_id)
-        stem, _, ext = name.partition(".")
-        if record is None or ext != "png" or not stem.isdigit() or int(stem) >= len(record.outputs):
+        url = f"{self._book.base_url}/files/outputs/{task_id}/{name}"
+        if record is None or url not in record.outputs:
             raise web.HTTPNotFound()
-        prompt = record.params.get("prompt")
-        body = render_png(f"{task_id}/{int(stem)}/{prompt if isinstance(prompt, str) else ''}")
+        ext = name.rpartition(".")[2]
+        body = render_file(ext, output_key(record.snapshot(), url))
         self._book.counters.downloads += 1
-        return web.Response(body=body, content_type="image/png")
+        return web.Response(body=body, content_type=CONTENT_TYPES[ext])
 
     async def _uploaded_file(self, request: web.Request) -> web.Response:
         self._count_file_request(request)

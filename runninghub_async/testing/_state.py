@@ -22,6 +22,7 @@ import attrs
 from ._bodies import failed_reason, message_for
 from ._durations import DurationSpec, draw
 from ._models import FakeStats, FakeTask
+from ._outputs import extension_for
 
 __all__ = ["Counters", "TaskBook", "TaskRecord", "TasksView"]
 
@@ -336,8 +337,9 @@ class TaskBook:
         record.error_message = message
         if status == "SUCCESS":
             count = _output_count(record.params)
+            ext = extension_for(record.endpoint)
             record.outputs = tuple(
-                f"{self.base_url}/files/outputs/{record.task_id}/{n}.png" for n in range(count)
+                f"{self.base_url}/files/outputs/{record.task_id}/{n}.{ext}" for n in range(count)
             )
             self.counters.succeeded += 1
         elif status == "FAILED":

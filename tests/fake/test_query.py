@@ -229,7 +229,7 @@ async def test_image_count_params_give_several_results() -> None:
         fake.finish(task_id)
         answer = await query(http, fake, task_id)
     assert [r["url"].rsplit("/", 1)[1] for r in answer["results"]] == ["0.png", "1.png", "2.png"]
-    assert answer["usage"]["consumeMoney"] == "0.10"
+    assert answer["usage"]["consumeMoney"] == "0.39"  # 0.13 per image
 
 
 @pytest.mark.parametrize(
