@@ -15,8 +15,6 @@ import logging
 import os
 import pathlib
 import random
-import re
-import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
 from typing import Any, BinaryIO, Literal
 
@@ -25,7 +23,8 @@ import anyio.abc
 import attrs
 
 from . import _batch, _catalog, _downloads, _uploads
-from ._api import Api, decode_json, encode_json
+from ._api import Api, decode_json
+from ._catalog import Catalog
 from ._config import (
     DEFAULT_JOB_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
@@ -37,7 +36,7 @@ from ._config import (
     Timeouts,
     build_config,
 )
-from ._errors import ClientClosedError, InvalidParametersError, ProtocolError, invalid_parameter
+from ._errors import ClientClosedError, ProtocolError
 from ._helpers import ImageHelpers
 from ._job import Job
 from ._limiter import Limiter, LimiterStatistics, LocalLimiter
@@ -51,6 +50,8 @@ from ._models import (
     UploadedFile,
 )
 from ._poller import Poller, PollerStatistics
+from ._prepare import Preparer, endpoint_path
+from ._specs import ParamSpec
 from ._submit import Submitter
 from ._transport import Transport
 from ._wire import make_converter
@@ -59,10 +60,6 @@ __all__ = ["ClientStatistics", "RunningHub"]
 
 log = logging.getLogger("runninghub_async")
 
-TOKEN_PARAM = "rh_token"
-"""The query parameter of ``webhook_url`` that carries a task's secret token."""
-
-_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _MAX_READ_BYTES = 512 * 1024 * 1024
 
 
@@ -106,24 +103,6 @@ class _Open:
     tg: anyio.abc.TaskGroup
 
 
-def _endpoint_path(endpoint: object) -> str:
-    """*endpoint* (a path or documented name) as a safe path below ``/openapi/v2/``."""
-    if not isinstance(endpoint, str):
-        raise TypeError(f"endpoint must be a str, got {type(endpoint).__name__}")
-    try:
-        path = _catalog.resolve_endpoint(endpoint)
-    except ValueError:
-        path = ""
-    if not path or not all(_SEGMENT.fullmatch(s) and s != ".." for s in path.split("/")):
-        raise invalid_parameter(
-            "endpoint",
-            "is not an endpoint path or model name",
-            value=endpoint,
-            allowed="segments of letters, digits, '.', '_' and '-', like 'rhart-image-n-pro/edit'",
-        )
-    return path
-
-
 class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
     """An asyncio client for RunningHub: submit jobs, and await their results.
 
@@ -154,13 +133,17 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         retry: backoff of calls that are safe to repeat (never submits).
         timeouts: network bounds (connect, read, whole exchange, answer size, downloads).
         max_connections: open connections to the API host at most.
-        validate: check params of catalogued endpoints before sending.
+        validate: check every submit against the model catalog before sending
+            (unknown models and parameter names included); False sends anything.
         seed: seed of the jitter, for reproducible schedules.
         webhook_url: an https URL of yours that RunningHub calls when a task ends
             (mount ``runninghub_async.webhooks``); each submit gets it with a
             per-task secret token, and the callback resolves the job at once.
         limiter: a shared limiter (``runninghub_async.redis.RedisLimiter``) instead
             of the in-process one built from *max_in_flight* and *requests_per_second*.
+        catalog: the model catalog to validate against: a registry JSON file (a
+            newer one than this release's), a `runninghub_async.catalog.Catalog`,
+            or None for the packaged one.
 
     Raises:
         AuthenticationError: no key was given or found in the environment.
@@ -183,6 +166,7 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         seed: int | None = None,
         webhook_url: str | None = None,
         limiter: Limiter | None = None,
+        catalog: str | os.PathLike[str] | Catalog | None = None,
     ) -> None:
         self._config: ClientConfig = build_config(
             api_key=api_key,
@@ -202,6 +186,15 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         self.job_timeout = self._config.job_timeout
         self._limiter: Limiter = limiter or LocalLimiter(
             self._config.max_in_flight, self._config.requests_per_second
+        )
+        if catalog is None:
+            models = _catalog.default_catalog()
+        elif isinstance(catalog, Catalog):
+            models = catalog
+        else:
+            models = Catalog.from_path(catalog)
+        self._prepare = Preparer(
+            models, validate=self._config.validate, webhook_url=self._config.webhook_url
         )
         self._rng = random.Random(seed)
         self._state = _State.UNOPENED
@@ -289,38 +282,6 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
 
     # -- jobs ------------------------------------------------------------------------
 
-    def _prepare(
-        self, endpoint: object, params: object, webhook_url: str | None
-    ) -> tuple[str, bytes, Mapping[str, Any], str | None]:
-        """Check and encode a submit in the caller's task: (path, body, params, token)."""
-        path = _endpoint_path(endpoint)
-        if not isinstance(params, Mapping):
-            raise TypeError(f"params must be a mapping, got {type(params).__name__}")
-        body = dict(params)
-        for name in body:
-            if not isinstance(name, str):
-                raise invalid_parameter("params", "has a key that is not a str", value=name)
-        spec = _catalog.lookup(path) if self._config.validate else None
-        if spec is not None:
-            problems = _catalog.violations(spec, body)
-            if problems:
-                first = problems[0]
-                raise InvalidParametersError(
-                    "local",
-                    "; ".join(str(p) for p in problems),
-                    endpoint=path,
-                    field=first.field,
-                    value=first.value,
-                    allowed=first.allowed,
-                )
-        token = None
-        if webhook_url is not None:
-            body["webhookUrl"] = webhook_url
-        elif self._config.webhook_url is not None:
-            token = secrets.token_urlsafe(18)
-            body["webhookUrl"] = f"{self._config.webhook_url}?{TOKEN_PARAM}={token}"
-        return path, _encoded(body, path), params, token
-
     async def submit(
         self,
         endpoint: str,
@@ -354,9 +315,22 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
             ClientClosedError: the client is not open, or closed before sending.
         """
         live = self._open()
-        path, body, params, token = self._prepare(endpoint, params, webhook_url)
-        tracked = await live.submitter.submit(path, body, params, webhook_token=token)
+        prep = self._prepare
+        path, spec = prep.check(endpoint, params)
+        body = await prep.localise(spec, params, self._upload_media)
+        request = prep.finish(path, body, params, webhook_url)
+        tracked = await live.submitter.submit(
+            request.path, request.body, request.params, webhook_token=request.webhook_token
+        )
         return Job(tracked, live.poller, live.api, params=params)
+
+    async def _upload_media(self, local: _uploads.LocalFile, field: str, param: ParamSpec) -> str:
+        limit = param.max_bytes or _uploads.MAX_UPLOAD_BYTES
+        api = self._open().api
+        uploaded = await _uploads.upload_local(
+            api, self._upload_cache, local, max_bytes=limit, field=field
+        )
+        return uploaded.download_url
 
     async def run(
         self, endpoint: str, params: Mapping[str, Any], *, webhook_url: str | None = None
@@ -458,7 +432,7 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
                 already running have been handed back.
         """
         live = self._open()
-        _endpoint_path(endpoint)
+        endpoint_path(self._prepare.catalog, endpoint)
         size = window if window is not None else self._limiter.statistics().max_in_flight
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"window must be a positive int, got {window!r}")
@@ -592,20 +566,3 @@ def _task_id(task_id: object) -> str:
     if not text.isdigit() or len(text) > 40:
         raise ValueError(f"not a RunningHub task id: {text[:60]!r}")
     return text
-
-
-def _encoded(body: Mapping[str, Any], path: str) -> bytes:
-    """*body* as JSON, or an `InvalidParametersError` naming the field JSON cannot hold."""
-    try:
-        return encode_json(body)
-    except (TypeError, ValueError, RecursionError):
-        pass
-    for name, value in body.items():
-        try:
-            encode_json(value)
-        except (TypeError, ValueError, RecursionError) as exc:
-            problem = "is NaN or infinite" if isinstance(exc, ValueError) else (
-                f"is a {type(value).__name__}, which JSON cannot carry"
-            )
-            raise invalid_parameter(name, problem, value=value, endpoint=path) from None
-    raise invalid_parameter("params", "cannot be encoded as JSON", endpoint=path)

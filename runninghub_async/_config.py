@@ -215,13 +215,13 @@ def check_api_key(key: object) -> str:
     return key
 
 
-def check_base_url(url: object, *, name: str = "base_url") -> str:
+def check_base_url(url: object, *, name: str = "base_url", query: bool = False) -> str:
     """*url* without a trailing slash, if it is an absolute http(s) URL of a host.
 
     Raises:
         TypeError: *url* is not a str.
         ValueError: no http(s) scheme, no host, a bad port, credentials, a query,
-            a fragment, or whitespace/control characters.
+            a fragment, or whitespace/control characters.  *query* allows a query.
     """
     if not isinstance(url, str):
         raise TypeError(f"{name} must be a str, got {type(url).__name__}")
@@ -236,11 +236,11 @@ def check_base_url(url: object, *, name: str = "base_url") -> str:
         raise ValueError(f"{name} must be an absolute http(s) URL with a host, got {url!r}")
     if parts.username is not None or parts.password is not None:
         raise ValueError(f"{name} must not carry credentials")
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
+    if (parts.query and not query) or parts.fragment or url.endswith("#"):
         raise ValueError(f"{name} must not have a query or fragment, got {url!r}")
     if port == 0:
         raise ValueError(f"{name} has an invalid port: {url!r}")
-    return url.rstrip("/")
+    return url if query else url.rstrip("/")
 
 
 @attrs.frozen(kw_only=True)
@@ -302,7 +302,7 @@ def build_config(
         raise ValueError(f"requests_per_second must be > 0 or None, got {requests_per_second!r}")
     if _real("job_timeout", job_timeout) <= 0:
         raise ValueError(f"job_timeout must be > 0, got {job_timeout!r}")
-    hook = None if webhook_url is None else check_base_url(webhook_url, name="webhook_url")
+    hook = None if webhook_url is None else check_base_url(webhook_url, name="webhook_url", query=True)
     if seed is not None:
         _whole("seed", seed, -(2**63))
     return ClientConfig(

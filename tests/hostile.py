@@ -36,7 +36,7 @@ async def serve(routes: dict[tuple[str, str], Handler]) -> AsyncIterator[str]:
     await site.start()
     server = site._server
     assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr,attr-defined]
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

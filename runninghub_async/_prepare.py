@@ -1,0 +1,181 @@
+"""A submit's request, built and checked in the caller's task before anything is sent.
+
+Everything a caller can get wrong is found here, before a slot is taken, a file is
+uploaded or a request leaves: the endpoint (a catalogued name or a safe relative
+path), the params (against the model's catalogued schema, local files' sizes
+included), and JSON encoding (NaN, infinities and types JSON cannot carry are
+refused, naming the field).  Local files in media fields are uploaded once each
+and replaced by their URLs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+
+from . import _catalog
+from ._api import encode_json
+from ._catalog import Catalog
+from ._errors import invalid_parameter
+from ._specs import EndpointSpec, ParamSpec
+from ._uploads import LocalFile, inspect_local
+
+__all__ = ["TOKEN_PARAM", "Preparer", "Request", "endpoint_path"]
+
+TOKEN_PARAM: Final = "rh_token"
+"""The query parameter of ``webhook_url`` that carries a task's secret token."""
+
+# Path segments: letters, digits and a few marks; never "..", "%", a scheme or a query.
+_SEGMENT: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\[\]-]*")
+# Paths below /openapi/v2/ that are not models: AI apps and workflows.
+_RUNS: Final = "run/"
+
+Upload = Callable[[LocalFile, str, ParamSpec], Awaitable[str]]
+
+
+@attrs.frozen
+class Request:
+    """A submit ready to send: its path below ``/openapi/v2/`` and its encoded body."""
+
+    path: str
+    body: bytes
+    params: Mapping[str, Any]
+    webhook_token: str | None = None
+
+
+def endpoint_path(catalog: Catalog, endpoint: object) -> str:
+    """*endpoint* (a path or documented name) as a safe path below ``/openapi/v2/``.
+
+    Raises:
+        TypeError: *endpoint* is not a str.
+        InvalidParametersError: it is not a path RunningHub could serve
+            (``..``, ``%`` escapes, control characters, a scheme or a query).
+    """
+    if not isinstance(endpoint, str):
+        raise TypeError(f"endpoint must be a str, got {type(endpoint).__name__}")
+    try:
+        path = catalog.resolve_endpoint(endpoint)
+    except ValueError:
+        path = ""
+    if not path or not all(_SEGMENT.fullmatch(s) and s != ".." for s in path.split("/")):
+        raise invalid_parameter(
+            "endpoint",
+            "is not an endpoint path or model name",
+            value=endpoint,
+            allowed="segments of letters, digits, '.', '_' and '-', like 'rhart-image-n-pro/edit'",
+        )
+    return path
+
+
+def _is_local(value: object) -> bool:
+    return isinstance(value, os.PathLike | bytes | bytearray | memoryview) or callable(
+        getattr(value, "read", None)
+    )
+
+
+class Preparer:
+    """Builds `Request`s for one client: its catalog, validation switch and webhook URL."""
+
+    def __init__(self, catalog: Catalog, *, validate: bool, webhook_url: str | None) -> None:
+        self.catalog = catalog
+        self._validate = validate
+        self._webhook_url = webhook_url
+
+    def check(self, endpoint: object, params: object) -> tuple[str, EndpointSpec | None]:
+        """The endpoint's path and spec, after every check that needs no I/O.
+
+        Raises:
+            TypeError: *params* is not a mapping with str keys, or *endpoint* not a str.
+            InvalidParametersError: an unknown model (``field`` ``"endpoint"``,
+                with the closest names) or params that break its schema.
+        """
+        path = endpoint_path(self.catalog, endpoint)
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params must be a mapping, got {type(params).__name__}")
+        for name in params:
+            if not isinstance(name, str):
+                raise invalid_parameter("params", "has a key that is not a str", value=name)
+        if not self._validate or path.startswith(_RUNS):
+            return path, None
+        spec = self.catalog.require(path)
+        self._raise_violations(spec, params, None)
+        return path, spec
+
+    def _raise_violations(
+        self, spec: EndpointSpec, body: Mapping[str, Any], sizes: Mapping[str, int] | None
+    ) -> None:
+        problems = self.catalog.violations(spec, body, image_sizes=sizes)
+        if problems:
+            raise _catalog.invalid_parameters(spec, problems)
+
+    async def localise(
+        self, spec: EndpointSpec | None, params: Mapping[str, Any], upload: Upload
+    ) -> dict[str, Any]:
+        """*params* with local files in media fields uploaded and replaced by URLs.
+
+        Every file is measured and checked against the model's limits before the
+        first upload, so a bad call uploads nothing.
+        """
+        body = dict(params)
+        if spec is None:
+            return body
+        found: list[tuple[ParamSpec, int | None, Any]] = []
+        for param in spec.params:
+            value = body.get(param.name)
+            if not param.is_media or value is None:
+                continue
+            if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
+                found.extend((param, i, item) for i, item in enumerate(value) if _is_local(item))
+            elif _is_local(value):
+                found.append((param, None, value))
+        if not found:
+            return body
+        locals_ = [await inspect_local(item) for _, _, item in found]
+        self._raise_violations(spec, body, {f.label: f.size for f in locals_})
+        for (param, index, _), local in zip(found, locals_, strict=True):
+            field = param.name if index is None else f"{param.name}[{index}]"
+            url = await upload(local, field, param)
+            if index is None:
+                body[param.name] = url
+            else:
+                items = list(body[param.name])
+                items[index] = url
+                body[param.name] = items
+        return body
+
+    def finish(
+        self, path: str, body: dict[str, Any], params: Mapping[str, Any], webhook_url: str | None
+    ) -> Request:
+        """The encoded request, with a webhook URL (and its per-task token) added."""
+        token = None
+        if webhook_url is not None:
+            body["webhookUrl"] = webhook_url
+        elif self._webhook_url is not None:
+            token = secrets.token_urlsafe(18)
+            joiner = "&" if "?" in self._webhook_url else "?"
+            body["webhookUrl"] = f"{self._webhook_url}{joiner}{TOKEN_PARAM}={token}"
+        return Request(path, _encoded(body, path), params, token)
+
+
+def _encoded(body: Mapping[str, Any], path: str) -> bytes:
+    """*body* as JSON, or an `InvalidParametersError` naming the field JSON cannot hold."""
+    try:
+        return encode_json(body)
+    except (TypeError, ValueError, RecursionError):
+        pass
+    for name, value in body.items():
+        try:
+            encode_json(value)
+        except (TypeError, ValueError, RecursionError) as exc:
+            problem = (
+                "is NaN or infinite"
+                if isinstance(exc, ValueError)
+                else f"is a {type(value).__name__}, which JSON cannot carry"
+            )
+            raise invalid_parameter(name, problem, value=value, endpoint=path) from None
+    raise invalid_parameter("params", "cannot be encoded as JSON", endpoint=path)
