@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 
 import runninghub_async
+import runninghub_async.sync
 import runninghub_async.testing
+import runninghub_async.webhooks
 
 
 def test_all_is_sorted_and_complete() -> None:
@@ -13,13 +15,19 @@ def test_all_is_sorted_and_complete() -> None:
     names = runninghub_async.__all__
     assert names == sorted(names)
     public = {n for n in dir(runninghub_async) if not n.startswith("_")}
-    public -= {"annotations", "version", "PackageNotFoundError", "testing"}
+    public -= {"annotations", "version", "PackageNotFoundError", "testing", "sync", "webhooks"}
     assert set(names) - {"__version__"} == public
 
 
 def test_every_public_name_has_a_docstring() -> None:
     """Users can read what each public class or function does."""
-    for module in (runninghub_async, runninghub_async.testing):
+    modules = (
+        runninghub_async,
+        runninghub_async.testing,
+        runninghub_async.sync,
+        runninghub_async.webhooks,
+    )
+    for module in modules:
         for name in module.__all__:
             obj = getattr(module, name)
             if inspect.isclass(obj) or inspect.isfunction(obj):
