@@ -121,7 +121,10 @@ def aiohttp_handler(
 
     async def handler(request: web.Request) -> web.StreamResponse:
         status, body = await _aiohttp_answer(request)
-        return web.Response(status=status, body=body, content_type="application/json")
+        headers = {"Allow": "POST"} if status == 405 else None
+        return web.Response(
+            status=status, body=body, content_type="application/json", headers=headers
+        )
 
     async def _aiohttp_answer(request: web.Request) -> tuple[int, bytes]:
         if request.method != "POST":
