@@ -404,3 +404,20 @@ def test_every_async_method_has_a_blocking_twin() -> None:
         assert inspect.getdoc(twin), name
     for name in ("task_id", "endpoint", "params", "done", "wait", "cancel"):
         assert hasattr(rh_sync.Job, name), name
+
+
+def test_a_failed_start_leaves_no_thread_and_a_closed_client(fake: FakeThread) -> None:
+    """If opening fails (a bad key found by ``max_in_flight="auto"``), the error comes out
+    as itself, the thread is gone, and the client is closed for good."""
+    before = set(threading.enumerate())
+    client = fake.client(api_key="not-a-key", max_in_flight="auto")
+    with pytest.raises((runninghub_async.AuthenticationError, ExceptionGroup)) as info:
+        client.run(T2I, GOOD)
+    # The async client's __aenter__ currently wraps it in an ExceptionGroup; both are its own.
+    error = info.value
+    if isinstance(error, ExceptionGroup):
+        (error,) = error.exceptions
+    assert isinstance(error, runninghub_async.AuthenticationError)
+    assert set(threading.enumerate()) == before
+    with pytest.raises(ClientClosedError):
+        client.run(T2I, GOOD)
