@@ -8,7 +8,9 @@ threads at once::
     from runninghub_async.sync import RunningHub
 
     with RunningHub() as client:
-        result = client.run("rhart-image-n-pro/text-to-image", {"prompt": "a red fox"})
+        result = client.run(
+            "rhart-image-n-pro/text-to-image", {"prompt": "a red fox", "resolution": "1k"}
+        )
         print(result.outputs[0].url)
 
 Every method blocks the calling thread until the async one it wraps is done,

@@ -114,6 +114,9 @@ def aiohttp_handler(
     ignored (unknown task, wrong token, duplicate), 400 to any other body, 413
     over *max_body* bytes, 405 to anything but POST, and 503 once *client* is
     closed.  It reads the token from the ``rh_token`` query parameter.
+
+    *client* is the async ``RunningHub`` running on the app's own event loop
+    (open it in the app's startup, e.g. ``app.cleanup_ctx``).
     """
     # Only the transport imports aiohttp in the library; whoever mounts this
     # handler runs aiohttp already, so it is imported here, on demand.
@@ -221,6 +224,7 @@ def asgi_app(client: WebhookClient, *, max_body: int = MAX_BODY_BYTES) -> ASGIAp
     ``app.router.add_route("/runninghub/webhook", app, methods=["POST"])``, or
     ``app.mount("/runninghub/webhook", app)`` (a mount matches the path with a
     trailing slash: put that slash in ``webhook_url``).  Answers as
-    `aiohttp_handler` does.
+    `aiohttp_handler` does.  *client* is the async ``RunningHub`` running on the
+    server's event loop (open it in the app's lifespan).
     """
     return _ASGIReceiver(client, max_body)
