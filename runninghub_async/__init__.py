@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+import attrs as _attrs
+
 from ._client import ClientStatistics as ClientStatistics
 from ._client import RunningHub as RunningHub
 from ._config import PollPolicy as PollPolicy
@@ -49,6 +51,7 @@ from ._limiter import LimiterStatistics as LimiterStatistics
 from ._models import AccountStatus as AccountStatus
 from ._models import BatchItem as BatchItem
 from ._models import FailedReason as FailedReason
+from ._models import JobEvent as JobEvent
 from ._models import JobResult as JobResult
 from ._models import Output as Output
 from ._models import QueueStatus as QueueStatus
@@ -79,6 +82,7 @@ __all__ = [
     "InsufficientBalanceError",
     "InvalidParametersError",
     "Job",
+    "JobEvent",
     "JobResult",
     "JobTimeoutError",
     "LimiterStatistics",
@@ -106,3 +110,19 @@ __all__ = [
     "Usage",
     "__version__",
 ]
+
+
+def _rename_exports() -> None:
+    # Show exported names as runninghub_async.X in tracebacks and reprs, not as the
+    # private module they live in (httpx does the same).
+    # attrs classes get their string annotations resolved first, while they can still
+    # be looked up in the module that defines them (the wire converter needs them).
+    for name in __all__:
+        obj = globals()[name]
+        if isinstance(obj, type):
+            if _attrs.has(obj):
+                _attrs.resolve_types(obj)
+            obj.__module__ = __name__
+
+
+_rename_exports()

@@ -302,7 +302,9 @@ def build_config(
         raise ValueError(f"requests_per_second must be > 0 or None, got {requests_per_second!r}")
     if _real("job_timeout", job_timeout) <= 0:
         raise ValueError(f"job_timeout must be > 0, got {job_timeout!r}")
-    hook = None if webhook_url is None else check_base_url(webhook_url, name="webhook_url", query=True)
+    hook = (
+        None if webhook_url is None else check_base_url(webhook_url, name="webhook_url", query=True)
+    )
     if seed is not None:
         _whole("seed", seed, -(2**63))
     return ClientConfig(

@@ -1,0 +1,506 @@
+"""A blocking ``RunningHub`` for scripts, notebooks and threads.
+
+It is the asyncio client, run on an event loop of its own in a background
+thread (an anyio blocking portal), so it works where ``asyncio.run`` cannot:
+inside Jupyter, whose main thread already runs a loop, and from several
+threads at once::
+
+    from runninghub_async.sync import RunningHub
+
+    with RunningHub() as client:
+        result = client.run(
+            "rhart-image-n-pro/text-to-image", {"prompt": "a red fox", "resolution": "1k"}
+        )
+        print(result.outputs[0].url)
+
+Every method blocks the calling thread until the async one it wraps is done,
+and raises the very exceptions the async one raises.  In async code, use
+``runninghub_async.RunningHub`` itself: a blocking call there stalls your loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import pathlib
+import sys
+import threading
+import warnings
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from concurrent.futures import CancelledError as FutureCancelledError
+from concurrent.futures import Future
+from types import TracebackType
+from typing import Any, BinaryIO, TypeVar
+
+import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from . import _catalog, _uploads
+from ._client import ClientStatistics
+from ._client import RunningHub as AsyncRunningHub
+from ._errors import ClientClosedError
+from ._images import ImageInput
+from ._job import Job as AsyncJob
+from ._models import (
+    AccountStatus,
+    BatchItem,
+    JobResult,
+    Output,
+    QueueStatus,
+    TaskSnapshot,
+    TaskStatus,
+    UploadedFile,
+)
+
+__all__ = ["Job", "RunningHub"]
+
+_T = TypeVar("_T")
+
+# A blocked lock wait is interrupted by Ctrl-C on POSIX, not on Windows: there the
+# wait is sliced so that KeyboardInterrupt gets a chance to be raised.
+_WAIT_SLICE = 0.25 if sys.platform == "win32" else None
+
+
+class _State(enum.Enum):
+    UNOPENED = "unopened"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class _End:
+    """Marks the end of an async iterator crossing the portal."""
+
+
+_END = _End()
+
+
+async def _next_or_end(iterator: AsyncIterator[_T]) -> _T | _End:
+    try:
+        return await anext(iterator)
+    except StopAsyncIteration:
+        return _END
+
+
+def _stop_portal(portal: BlockingPortal) -> None:
+    # After the client has closed, whatever still runs in the portal is a call
+    # nobody can complete: cancel it rather than wait for it.
+    with contextlib.suppress(RuntimeError):
+        portal.call(portal.stop, True)
+
+
+class RunningHub:
+    """The blocking ``runninghub_async.RunningHub``: same methods, same errors, same limits.
+
+    Construct it with exactly the keyword arguments of the async client (they are
+    checked at once).  Constructing starts nothing; ``with`` starts it, and so does
+    the first call if there was no ``with`` (handy in a notebook).  Starting opens
+    the async client on an event loop in a thread of its own; ``close()`` (or
+    leaving ``with``) closes the client and ends that thread.  A client is opened
+    once: after ``close()`` every call raises ``ClientClosedError``.
+
+    Any number of threads may use one client at once: their calls all run on the
+    client's one loop, sharing its limiter and its one poller.  Calling it from a
+    thread that runs an event loop (a notebook cell, a coroutine) works but blocks
+    that loop until the call returns; in async code use the async client.
+
+    Ctrl-C during a call cancels that call in the client's loop (a submit already
+    on the wire is still followed, as in the async client) and re-raises
+    ``KeyboardInterrupt``; the client stays usable.
+
+    Raises:
+        AuthenticationError: no key was given or found in the environment.
+        ValueError, TypeError: an argument is out of range or unknown.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._client = AsyncRunningHub(**options)
+        self._lock = threading.Lock()
+        self._state = _State.UNOPENED
+        self._portal: BlockingPortal | None = None
+        self._stack: contextlib.ExitStack | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The API host the client talks to."""
+        return self._client.base_url
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def __enter__(self) -> RunningHub:
+        with self._lock:
+            if self._state is _State.CLOSED:
+                raise RuntimeError("a RunningHub client can be opened only once; make a new one")
+            if self._state is _State.UNOPENED:
+                self._open_locked()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the client and end its thread; waits still running get ``ClientClosedError``.
+
+        Closing twice, or a client never started, is fine.
+        """
+        with self._lock:
+            stack, self._stack = self._stack, None
+            self._state = _State.CLOSED
+        if stack is not None:
+            stack.close()
+
+    def __del__(self) -> None:
+        # No I/O here: a finalizer may run on any thread, the portal's own included.
+        if getattr(self, "_state", None) is _State.OPEN:
+            warnings.warn(
+                f"unclosed {self!r}: call close() or use `with`",
+                ResourceWarning,
+                stacklevel=1,
+                source=self,
+            )
+
+    def __repr__(self) -> str:
+        return f"<runninghub_async.sync.RunningHub {self.base_url} {self._state.value}>"
+
+    def _open_locked(self) -> None:
+        with contextlib.ExitStack() as stack:
+            try:
+                portal = stack.enter_context(
+                    start_blocking_portal("asyncio", name="runninghub-sync")
+                )
+                stack.callback(_stop_portal, portal)
+                # Entered and left by one task on the portal's loop, as the async
+                # client's task group requires.
+                stack.enter_context(portal.wrap_async_context_manager(self._client))
+            except BaseException:
+                self._state = _State.CLOSED  # the async client cannot be opened again
+                raise
+            self._portal = portal
+            self._stack = stack.pop_all()
+            self._state = _State.OPEN
+
+    def _running_portal(self) -> BlockingPortal:
+        if self._state is not _State.OPEN:
+            with self._lock:
+                if self._state is _State.UNOPENED:
+                    self._open_locked()
+                elif self._state is _State.CLOSED:
+                    raise ClientClosedError("the client is closed")
+        assert self._portal is not None
+        return self._portal
+
+    def _wait(self, future: Future[_T]) -> _T:
+        try:
+            while True:
+                try:
+                    return future.result(_WAIT_SLICE)
+                except TimeoutError:
+                    if future.done():
+                        raise
+        except FutureCancelledError:
+            if self._state is _State.CLOSED:
+                raise ClientClosedError("the client closed during the call") from None
+            raise
+        except BaseException:
+            # KeyboardInterrupt (or any exception of this thread): cancel the call in
+            # the loop so that nothing is left running for a caller who is gone.
+            # A finished call makes this a no-op.
+            future.cancel()
+            raise
+
+    def _call(self, fn: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``await fn()`` on the client's loop and return its result here."""
+        portal = self._running_portal()
+        try:
+            future = portal.start_task_soon(fn)
+        except RuntimeError:
+            if self._state is _State.CLOSED:
+                raise ClientClosedError("the client is closed") from None
+            raise
+        return self._wait(future)
+
+    def _call_sync(self, fn: Callable[[], _T]) -> _T:
+        """Run ``fn()`` on the client's loop (its state belongs to that thread)."""
+
+        async def call() -> _T:
+            return fn()
+
+        return self._call(call)
+
+    def _iterate(self, make: Callable[[], AsyncIterator[_T]]) -> Generator[_T, None, None]:
+        """Hand the items of an async iterator made on the loop to this thread, one by one."""
+        iterator = self._call_sync(make)
+        between_items = False
+        try:
+            while True:
+                between_items = False
+                item = self._call(lambda: _next_or_end(iterator))
+                if isinstance(item, _End):
+                    return
+                between_items = True
+                yield item
+        finally:
+            # Closing is needed only when the caller stopped between items (break,
+            # close(), an error in the loop body).  A Ctrl-C during an item cancelled
+            # the iterator already, which ends it.
+            aclose = getattr(iterator, "aclose", None)
+            if between_items and aclose is not None and self._state is _State.OPEN:
+                # Also a generator collected on the portal's own thread (RuntimeError):
+                # its loop then finalizes the async one.
+                with contextlib.suppress(ClientClosedError, RuntimeError):
+                    self._call(aclose)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def submit(
+        self, endpoint: str, params: Mapping[str, Any], *, webhook_url: str | None = None
+    ) -> Job:
+        """Submit one job; blocking ``runninghub_async.RunningHub.submit``."""
+        job = self._call(lambda: self._client.submit(endpoint, params, webhook_url=webhook_url))
+        return Job(job, self)
+
+    def run(
+        self, endpoint: str, params: Mapping[str, Any], *, webhook_url: str | None = None
+    ) -> JobResult:
+        """Submit a job and wait for its result; blocking ``runninghub_async.RunningHub.run``."""
+        return self._call(lambda: self._client.run(endpoint, params, webhook_url=webhook_url))
+
+    def run_many(
+        self,
+        endpoint: str,
+        params: Iterable[Mapping[str, Any]],
+        *,
+        window: int | None = None,
+    ) -> Generator[BatchItem, None, None]:
+        """Run one job per params, yielding each as it ends; see ``RunningHub.run_many``.
+
+        Breaking out of the loop (or ``close()`` on the generator) stops the
+        batch.  *params* is iterated on the client's thread, lazily: it should
+        not block.
+        """
+        return self._iterate(lambda: self._client.run_many(endpoint, params, window=window))
+
+    def attach(self, task_id: str, *, endpoint: str | None = None) -> Job:
+        """Follow a task submitted earlier; blocking ``runninghub_async.RunningHub.attach``."""
+        job = self._call_sync(lambda: self._client.attach(task_id, endpoint=endpoint))
+        return Job(job, self)
+
+    def query(self, task_id: str) -> TaskSnapshot:
+        """One query of *task_id*; blocking ``runninghub_async.RunningHub.query``."""
+        return self._call(lambda: self._client.query(task_id))
+
+    def handle_webhook(
+        self, payload: Mapping[str, Any] | str | bytes, *, token: str | None = None
+    ) -> bool:
+        """Take a TASK_END callback; see ``runninghub_async.RunningHub.handle_webhook``."""
+        return self._call_sync(
+            lambda: self._client.handle_webhook(payload, token=token)
+        )
+
+    # -- images and files ---------------------------------------------------------------
+
+    def upload(
+        self,
+        source: os.PathLike[str] | bytes | BinaryIO,
+        *,
+        filename: str | None = None,
+        max_bytes: int = _uploads.MAX_UPLOAD_BYTES,
+    ) -> UploadedFile:
+        """Upload a local file; blocking ``runninghub_async.RunningHub.upload``."""
+        return self._call(
+            lambda: self._client.upload(source, filename=filename, max_bytes=max_bytes)
+        )
+
+    def submit_text_to_image(
+        self,
+        prompt: str,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        webhook_url: str | None = None,
+    ) -> Job:
+        """Submit a text-to-image job; see ``RunningHub.submit_text_to_image``."""
+        job = self._call(
+            lambda: self._client.submit_text_to_image(
+                prompt,
+                model=model,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                webhook_url=webhook_url,
+            )
+        )
+        return Job(job, self)
+
+    def text_to_image(
+        self,
+        prompt: str,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+    ) -> JobResult:
+        """Generate an image and wait for it; see ``RunningHub.text_to_image``."""
+        return self._call(
+            lambda: self._client.text_to_image(
+                prompt, model=model, aspect_ratio=aspect_ratio, resolution=resolution
+            )
+        )
+
+    def submit_edit_image(
+        self,
+        prompt: str,
+        images: Sequence[ImageInput],
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        webhook_url: str | None = None,
+    ) -> Job:
+        """Submit an image edit job; see ``RunningHub.submit_edit_image``."""
+        job = self._call(
+            lambda: self._client.submit_edit_image(
+                prompt,
+                images,
+                model=model,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                webhook_url=webhook_url,
+            )
+        )
+        return Job(job, self)
+
+    def edit_image(
+        self,
+        prompt: str,
+        images: Sequence[ImageInput],
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+    ) -> JobResult:
+        """Edit images and wait for the result; see ``RunningHub.edit_image``."""
+        return self._call(
+            lambda: self._client.edit_image(
+                prompt, images, model=model, aspect_ratio=aspect_ratio, resolution=resolution
+            )
+        )
+
+    def download(
+        self,
+        source: JobResult | Output | Iterable[JobResult | Output],
+        dest_dir: str | os.PathLike[str],
+        *,
+        concurrency: int = 4,
+    ) -> list[pathlib.Path]:
+        """Download result files; blocking ``runninghub_async.RunningHub.download``."""
+        return self._call(lambda: self._client.download(source, dest_dir, concurrency=concurrency))
+
+    def read(self, output: Output, *, max_bytes: int = 512 * 1024 * 1024) -> bytes:
+        """One output's bytes; blocking ``runninghub_async.RunningHub.read``."""
+        return self._call(lambda: self._client.read(output, max_bytes=max_bytes))
+
+    def stream(self, output: Output) -> Generator[bytes, None, None]:
+        """One output's bytes, chunk by chunk; see ``runninghub_async.RunningHub.stream``.
+
+        Stopping the loop early closes the download.
+        """
+        return self._iterate(lambda: self._client.stream(output))
+
+    # -- account and introspection -------------------------------------------------------
+
+    def queue_status(self) -> QueueStatus:
+        """The key's concurrency limit and load; see ``RunningHub.queue_status``."""
+        return self._call(self._client.queue_status)
+
+    def account(self) -> AccountStatus:
+        """The account behind the key; blocking ``runninghub_async.RunningHub.account``."""
+        return self._call(self._client.account)
+
+    def statistics(self) -> ClientStatistics:
+        """A snapshot of the client; see ``runninghub_async.RunningHub.statistics``.
+
+        It does not start the client.
+        """
+        if self._state is _State.OPEN:
+            with contextlib.suppress(ClientClosedError):
+                return self._call_sync(self._client.statistics)
+        return self._client.statistics()
+
+
+class Job:
+    """A task on RunningHub, as the blocking client's ``submit`` and ``attach`` return it.
+
+    It wraps ``runninghub_async.Job``: the job belongs to the client, many threads
+    may ``wait()`` on it, and a wait that ends early (timeout, Ctrl-C) ends only
+    that wait; the client goes on following the task.
+    """
+
+    __slots__ = ("_client", "_job")
+
+    def __init__(self, job: AsyncJob, client: RunningHub) -> None:
+        self._job = job
+        self._client = client
+
+    @property
+    def task_id(self) -> str:
+        """The RunningHub task id."""
+        return self._job.task_id
+
+    @property
+    def endpoint(self) -> str | None:
+        """The endpoint path it was submitted to, when known."""
+        return self._job.endpoint
+
+    @property
+    def params(self) -> Mapping[str, Any] | None:
+        """The params it was submitted with (None for an attached task)."""
+        return self._job.params
+
+    @property
+    def status(self) -> TaskStatus:
+        """The last status the client saw (``UNKNOWN`` before the first answer)."""
+        return self._job.status
+
+    def done(self) -> bool:
+        """Whether the job has an outcome (a result or an error) already."""
+        return self._job.done()
+
+    def wait(self, timeout: float | None = None) -> JobResult:
+        """Block until the task ends and return its result; see ``runninghub_async.Job.wait``.
+
+        Args:
+            timeout: seconds to wait at most (None: until the client's
+                ``job_timeout``).  Only this wait ends; the job goes on.
+
+        Raises:
+            TimeoutError: *timeout* passed first (the built-in one, not
+                ``JobTimeoutError``, which means the job itself timed out).
+            Everything ``runninghub_async.Job.wait`` raises.
+        """
+
+        async def wait() -> JobResult:
+            with anyio.fail_after(timeout):
+                return await self._job.wait()
+
+        return self._client._call(wait)
+
+    def cancel(self) -> bool:
+        """Ask RunningHub to cancel the task; see ``runninghub_async.Job.cancel``."""
+        return self._client._call(self._job.cancel)
+
+    def __repr__(self) -> str:
+        return f"<runninghub_async.sync.Job {self.task_id} {self.endpoint or '?'}>"
