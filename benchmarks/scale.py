@@ -57,11 +57,16 @@ from _common import (
 from runninghub_async import PollPolicy, RunningHub, RunningHubError
 
 
+# What the library assumes of nano-banana-pro before learning (_cadence.prior_for).
+TYPICAL_SECONDS = 40.0
+
+
 def policy(scale: float, budget: float) -> dict[str, float]:
     """PollPolicy's defaults with times scaled, under a budget of *budget* queries/s."""
     d = PollPolicy()
     return {
-        "initial_delay": d.initial_delay * scale,
+        "target_delay": d.target_delay * scale,
+        "typical_duration": TYPICAL_SECONDS * scale,
         "min_interval": d.min_interval * scale,
         "max_interval": d.max_interval * scale,
         "not_found_grace": d.not_found_grace * scale,

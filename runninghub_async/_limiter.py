@@ -28,6 +28,7 @@ __all__ = [
     "SlotWindow",
     "TokenBucket",
     "monotonic",
+    "strict_bucket",
 ]
 
 Clock = Callable[[], float]
@@ -321,6 +322,17 @@ class SlotWindow:
             waiter.granted = True
             self._in_use += 1
             waiter.event.set()
+
+
+def strict_bucket(rate: float) -> TokenBucket:
+    """A bucket that never lets *rate* calls through in any one second.
+
+    A bucket of burst b and refill r passes at most ``b + r`` calls a second: with
+    ``r = rate - b`` that is *rate*.  A small bank (1/20 s) absorbs the time sleeps
+    overshoot, which a burst of one would lose.
+    """
+    burst = max(1.0, rate / 20)
+    return TokenBucket(max(rate - burst, rate / 2), burst=burst)
 
 
 class LocalLimiter:

@@ -6,7 +6,8 @@ most ``PollPolicy.max_concurrent`` at once and at most ``max_rate`` per second (
 top of the client's request budget), so its query rate is bounded whatever the
 number of jobs.  Each check is bounded by ``PollPolicy.check_timeout``, so a
 server that stalls some answers cannot hold the others up.  A deadline ends a job
-whether or not a check of it is in flight.  Where checks go is `_schedule`'s job.
+whether or not a check of it is in flight.  Where checks go is `_cadence`'s job:
+one `DurationModel` per endpoint learns from every check.
 
 The poller resolves jobs and releases their slots; it never calls back into the
 client.
@@ -28,7 +29,7 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
-from . import _schedule
+from ._cadence import DurationModel, prior_for
 from ._config import PollPolicy
 from ._errors import (
     AuthenticationError,
@@ -39,7 +40,7 @@ from ._errors import (
     TaskFailedError,
     TaskNotFoundError,
 )
-from ._limiter import Slot, monotonic
+from ._limiter import Slot, monotonic, strict_bucket
 from ._models import JobEvent, JobResult, TaskSnapshot, TaskStatus
 
 __all__ = ["Poller", "PollerStatistics", "Tracked"]
@@ -136,12 +137,12 @@ class Poller:
         self._slot_demand = slot_demand
         self._clock = clock
         self._rng = rng or random.Random()
-        self._rate = _schedule.strict_bucket(policy.max_rate) if policy.max_rate else None
+        self._rate = strict_bucket(policy.max_rate) if policy.max_rate else None
         self._tracked: dict[str, Tracked] = {}
         self._heap: list[tuple[float, int, Tracked]] = []
         self._deadlines: list[tuple[float, int, Tracked]] = []
         self._seq = itertools.count()
-        self._durations = _schedule.Durations(policy.history)
+        self._models: dict[str | None, DurationModel] = {}
         self._wake = asyncio.Event()
         self._closed = False
         self._in_flight = 0
@@ -185,10 +186,29 @@ class Poller:
         )
         self._tracked[task_id] = tracked
         heapq.heappush(self._deadlines, (tracked.deadline, next(self._seq), tracked))
-        learned = self._durations.quantiles(endpoint)
-        first = _schedule.first_delay(self._policy, learned, self._rng) if submitted else 0.0
+        first = 0.0  # attach(): the task may have ended long ago, so look at once
+        if submitted:
+            model = self._model(endpoint)
+            model.job_started(task_id, now)
+            first = self._policy.spread(
+                model.next_check(task_id, now, target_delay=self._policy.target_delay), self._rng
+            )
+            if self._policy.initial_delay is not None:
+                first = min(first, self._policy.initial_delay)
         self._schedule(tracked, first)
         return tracked
+
+    def _model(self, endpoint: str | None) -> DurationModel:
+        model = self._models.get(endpoint)
+        if model is None:
+            median, spread = prior_for(endpoint)
+            if self._policy.typical_duration is not None:
+                median = self._policy.typical_duration
+            model = DurationModel(
+                prior_median=median, prior_spread=spread, history=self._policy.history
+            )
+            self._models[endpoint] = model
+        return model
 
     def watch(self, tracked: Tracked) -> None:
         """A waiter arrived: bring a task checked at low priority back to its cadence."""
@@ -227,11 +247,10 @@ class Poller:
         return True
 
     def eta(self, tracked: Tracked) -> float | None:
-        """Seconds until *tracked* likely ends, from its peers' typical duration."""
-        typical = self._durations.typical(tracked.endpoint)
-        if typical is None:
+        """Expected seconds until *tracked* ends, from what its endpoint's jobs took."""
+        if not tracked.submitted:
             return None
-        return max(0.0, typical - (self._clock() - tracked.submitted_at))
+        return self._model(tracked.endpoint).eta(self._clock() - tracked.submitted_at)
 
     # -- the loop -------------------------------------------------------------------
 
@@ -308,7 +327,9 @@ class Poller:
             if snapshot.status.is_terminal:
                 self._finish(tracked, self._outcome(tracked, snapshot))
             else:
-                tracked.last_pending_at = self._clock()
+                tracked.last_pending_at = now = self._clock()
+                if tracked.submitted:
+                    self._model(tracked.endpoint).job_pending(tracked.task_id, now)
                 tracked.note(snapshot.status, self.eta(tracked))
                 self._schedule(tracked, self._interval(tracked))
         finally:
@@ -322,7 +343,8 @@ class Poller:
             self._query_failures += 1
             tracked.failures += 1
         log.debug("check of %s failed (%s); retrying", tracked.task_id, why)
-        self._schedule(tracked, _schedule.retry_delay(self._policy, tracked.failures, self._rng))
+        backoff = self._policy.min_interval * 2 ** min(tracked.failures, 10)
+        self._schedule(tracked, self._policy.spread(backoff, self._rng))
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -341,12 +363,16 @@ class Poller:
         if tracked.waiters == 0 and not (tracked.slot is not None and self._slot_demand()):
             tracked.low_priority = True
             return self._policy.max_interval
-        learned = self._durations.quantiles(tracked.endpoint)
-        elapsed = self._clock() - tracked.submitted_at
+        policy = self._policy
         if tracked.webhook_token is not None and not tracked.webhook_seen:
             # Its callback will say when it ends: polling is only the safety net.
-            return self._policy.spread(self._policy.max_interval, self._rng)
-        return _schedule.interval(self._policy, learned, elapsed, self._rng)
+            return policy.spread(policy.max_interval, self._rng)
+        if not tracked.submitted:
+            return policy.spread(2 * policy.target_delay, self._rng)
+        model = self._model(tracked.endpoint)
+        now = self._clock()
+        delay = model.next_check(tracked.task_id, now, target_delay=policy.target_delay)
+        return policy.spread(delay, self._rng)
 
     # -- outcomes ---------------------------------------------------------------------
 
@@ -372,9 +398,13 @@ class Poller:
         if self._tracked.get(tracked.task_id) is tracked:
             del self._tracked[tracked.task_id]
         self._resolved += 1
-        if isinstance(outcome, JobResult):
+        if tracked.submitted:
             # Failures can be much faster (a moderation refusal): learn from successes only.
-            self._learn(tracked)
+            model = self._model(tracked.endpoint)
+            if isinstance(outcome, JobResult):
+                model.job_ended(tracked.task_id, self._clock())
+            else:
+                model.job_dropped(tracked.task_id)
         if tracked.check_scope is not None:
             tracked.check_scope.cancel()
         slot, tracked.slot = tracked.slot, None
@@ -392,17 +422,6 @@ class Poller:
         tracked.done.set()
         changed, tracked.changed = tracked.changed, asyncio.Event()
         changed.set()
-
-    def _learn(self, tracked: Tracked) -> None:
-        if not tracked.submitted:  # only jobs whose submit time is known
-            return
-        # The task ended between the last check that saw it pending (or its submit)
-        # and now: take the middle.
-        now = self._clock()
-        lower = (
-            tracked.last_pending_at if tracked.last_pending_at is not None else tracked.submitted_at
-        )
-        self._durations.add(tracked.endpoint, (lower + now) / 2 - tracked.submitted_at)
 
     async def _cancel_remotely(self, task_id: str) -> None:
         with anyio.move_on_after(_CANCEL_TIMEOUT, shield=True):

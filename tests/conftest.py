@@ -12,10 +12,10 @@ from runninghub_async.testing import FakeRunningHub
 
 # Fast enough that tests finish in milliseconds, slow enough not to spin.
 FAST_POLL = PollPolicy(
-    initial_delay=0.02,
+    target_delay=0.01,
+    typical_duration=0.03,
     min_interval=0.01,
     max_interval=0.1,
-    interval_fraction=0.25,
     not_found_grace=0.5,
 )
 FAST_RETRY = RetryPolicy(attempts=4, initial=0.01, maximum=0.05)

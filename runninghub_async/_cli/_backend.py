@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from .. import PollPolicy, RunningHub
+from .._cadence import prior_for
 from .._config import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
@@ -135,8 +136,10 @@ def poll_policy(factor: float) -> PollPolicy | None:
     if factor == 1.0:
         return None
     default = PollPolicy()
+    typical, _ = prior_for(None)
     return PollPolicy(
-        initial_delay=default.initial_delay * factor,
+        target_delay=default.target_delay * factor,
+        typical_duration=typical * factor,
         min_interval=default.min_interval * factor,
         max_interval=default.max_interval * factor,
         # Not scaled down as far: it guards against a lagging API, not a slow job.
