@@ -24,6 +24,7 @@ from typing import Any
 import anyio
 import pytest
 import redis.asyncio
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from runninghub_async.redis import CoordinationUnavailableError, RedisLimiter, RedisSlot
 
@@ -230,7 +231,8 @@ async def test_a_killed_process_slots_come_back_within_the_lease(
         try:
             assert child.stdout is not None
             with anyio.fail_after(20):
-                assert await child.stdout.receive() == b"held\n"
+                output = BufferedByteReceiveStream(child.stdout)
+                assert await output.receive_until(b"\n", 100) == b"held"
         finally:
             child.send_signal(signal.SIGKILL)
             await child.wait()
