@@ -56,7 +56,6 @@ from _common import (
 
 from runninghub_async import PollPolicy, RunningHub, RunningHubError
 
-
 # What the library assumes of nano-banana-pro before learning (_cadence.prior_for).
 TYPICAL_SECONDS = 40.0
 

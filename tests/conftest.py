@@ -10,6 +10,8 @@ import pytest
 from runninghub_async import PollPolicy, RetryPolicy, RunningHub
 from runninghub_async.testing import FakeRunningHub
 
+from .redis_support import fresh_key, own_redis_server, redis_client, redis_server  # noqa: F401
+
 # Fast enough that tests finish in milliseconds, slow enough not to spin.
 FAST_POLL = PollPolicy(
     target_delay=0.01,

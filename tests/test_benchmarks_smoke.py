@@ -93,3 +93,19 @@ def test_scale(tmp_path: Path) -> None:
     ):
         assert isinstance(figures[key], int | float), key
     assert {"lag_p50_ms", "lag_p99_ms"} <= figures["lag_polling"].keys()
+
+
+def test_multiprocess(tmp_path: Path) -> None:
+    """Both modes run every job over several processes; with Redis the limits hold."""
+    figures = run_benchmark(
+        "multiprocess.py",
+        tmp_path,
+        *("--processes", "2", "--jobs", "6", "--limit", "3", "--median", "0.05"),
+    )
+    assert [row["mode"] for row in figures["rows"]] == ["redis", "local"]
+    for row in figures["rows"]:
+        assert row["completed"] == 12, row
+        assert row["submits"] >= 12
+    shared = figures["rows"][0]
+    assert shared["max_running"] <= 3
+    assert shared["max_1s"] <= shared["rate"]

@@ -1,0 +1,567 @@
+"""`RedisLimiter`: one API key's slots and request rate, shared by processes through Redis."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import math
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.abc
+import attrs
+import redis.asyncio
+import redis.exceptions
+
+from . import _redis_lua as lua
+from ._limiter import LimiterStatistics
+from ._redis_errors import CoordinationUnavailableError
+
+__all__ = ["RedisLimiter", "RedisSlot"]
+
+log = logging.getLogger("runninghub_async")
+
+_MIN_FACTOR = 1 / 16  # the shared rate never throttles below a sixteenth
+_RECOVERY = 0.1  # then recovers by a tenth of the rate per second
+_BACKOFF = (0.05, 0.5)  # reconnect backoff: first and longest, seconds
+
+
+def namespace(api_key: str) -> str:
+    """The Redis key prefix of one API key: a hash of it, never the key itself."""
+    digest = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
+    return f"rh:{{{digest}}}:"
+
+
+def _strict_rate(rate: float) -> tuple[float, float]:
+    """(refill rate, burst) such that no 1 s window sees *rate* calls or more.
+
+    GCRA passes fewer than ``w * r + b`` calls in any window of w seconds, so
+    ``r = rate - b`` keeps one second under *rate*; a burst of a twentieth of a
+    second absorbs sleeps that overshoot (the poller's budget does the same).
+    """
+    burst = max(1.0, rate / 20)
+    return max(rate - burst, rate / 2), burst
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    ticket: str
+    front: bool
+    since: float
+    event: anyio.Event = attrs.field(factory=anyio.Event)
+    slot: RedisSlot | None = None
+    score: str | None = None  # its place in the shared queue, once joined
+    error: BaseException | None = None
+
+
+class RedisSlot:
+    """One slot held through a lease in Redis.
+
+    ``release()`` is synchronous and idempotent; the limiter's worker removes the
+    lease.  A slot whose lease lapsed (its process was paused past the lease) is
+    ``lost``: its release is a no-op, logged as a warning.
+    """
+
+    __slots__ = ("_limiter", "id", "lost", "released")
+
+    def __init__(self, limiter: RedisLimiter, lease_id: str) -> None:
+        self._limiter = limiter
+        self.id = lease_id
+        self.released = False
+        self.lost = False
+
+    def release(self) -> None:
+        """Give the slot back (only the first call counts)."""
+        if not self.released:
+            self.released = True
+            self._limiter._release(self)
+
+    def __repr__(self) -> str:
+        state = "lost" if self.lost else "released" if self.released else "held"
+        return f"<RedisSlot {self.id} {state}>"
+
+
+class RedisLimiter:
+    """The `Limiter` for several processes sharing one API key, coordinated by Redis.
+
+    Slots are leases in a Redis sorted set, scored by expiry on the Redis
+    server's clock; one worker task per process renews all of its leases every
+    ``lease / 3`` s, so the slots of a killed process come back within *lease*
+    seconds.  Waiters queue in one shared FIFO (a job put back after a 421 goes
+    first); a release wakes the others by pub/sub, with polling every
+    *poll_interval* s as the fallback, so a lost message never hangs anyone.  The
+    adaptive window (shrunk by a 421, grown back by accepted submits) is shared.
+    The request rate is GCRA computed by a Lua script on the Redis server's clock:
+    no one-second window across all processes sees *requests_per_second* calls
+    or more; a throttle (1003/429) halves it for everyone and pauses everyone for
+    ``retry_after``.  All keys live under ``rh:{<sha256(api_key)[:16]}>}:``.
+
+    Failure semantics:
+
+    * **Redis restarts empty** (no persistence): leases, queue and window are
+      gone.  Each process notices the new epoch at its next heartbeat (within
+      ``lease / 3`` s) and puts back its leases and waiting tickets, so the
+      counts rebuild from the live processes.  Meanwhile a few slots too many
+      may be granted; RunningHub's 421 then shrinks the window.
+    * **Redis unreachable**: slots already held stay held and their jobs go on
+      (releases are retried until they land or the lease lapses).  A new
+      `acquire_slot` waits, retrying, and raises `CoordinationUnavailableError`
+      once Redis has been unreachable for *unavailable_timeout* s.
+      `acquire_request` fails open: it paces calls by a local bucket at the
+      configured rate divided by the number of processes last seen sharing the
+      key, and goes back to Redis once it answers again.
+    * **A holder paused past its lease** (a stopped VM, a long GC pause): its
+      slot is reclaimed and may be given to another process; on waking, the
+      heartbeat marks the slot lost, and its release is a no-op with a warning.
+
+    Enter it with ``async with`` (the client does this when given
+    ``RunningHub(limiter=...)``); leaving it releases this process's leases.
+
+    Args:
+        client: a ``redis.asyncio.Redis`` (``decode_responses`` off); the limiter
+            closes it on exit when made by `from_url`.
+        api_key: the RunningHub key whose budget is shared (only its hash is used).
+        max_in_flight: the key's concurrency limit, for all processes together.
+        requests_per_second: the key's request budget for all processes
+            together, or None for no limit.
+        lease: seconds a slot stays held without a heartbeat.
+        poll_interval: how often waiters look for a slot without being woken.
+        unavailable_timeout: how long `acquire_slot` waits for an unreachable Redis.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        api_key: str,
+        max_in_flight: int,
+        requests_per_second: float | None,
+        lease: float = 15.0,
+        poll_interval: float = 0.5,
+        unavailable_timeout: float = 30.0,
+        close_client: bool = False,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight!r}")
+        if requests_per_second is not None and not requests_per_second > 0:
+            raise ValueError(
+                f"requests_per_second must be > 0 or None, got {requests_per_second!r}"
+            )
+        if not lease > 0:
+            raise ValueError(f"lease must be > 0, got {lease!r}")
+        self._redis = client
+        self._close_client = close_client
+        self.limit = max_in_flight
+        self.rate = requests_per_second
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.unavailable_timeout = unavailable_timeout
+        ns = namespace(api_key)
+        self.namespace = ns
+        self._slot_keys = [ns + k for k in ("leases", "queue", "tickets", "window", "epoch")]
+        self._slot_keys.append(ns + "members")
+        self._rate_keys = [ns + "tat", ns + "throttle"]
+        self._channel = ns + "released"
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._ids = itertools.count()
+        self._slots_script = client.register_script(lua.SLOTS)
+        self._rate_script = client.register_script(lua.RATE)
+        self._throttle_script = client.register_script(lua.THROTTLE)
+        # Local state; only the worker task talks to Redis about slots, so it
+        # always matches what Redis was last told.
+        self._waiters: dict[str, _Waiter] = {}
+        self._held: dict[str, RedisSlot] = {}
+        self._to_join: list[_Waiter] = []
+        self._to_release: list[str] = []
+        self._to_leave: list[str] = []
+        self._window_ops: list[str] = []
+        self._throttles: list[float] = []
+        self._kick = anyio.Event()
+        self._epoch = ""
+        self._window = max_in_flight
+        self._members = 1
+        self._down_since: float | None = None
+        self._rate_down_until = -math.inf
+        self._local_next = -math.inf
+        self._paused_until = -math.inf
+        self._rate_waiting = 0
+        self.rejections_absorbed = 0
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._closed = False
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        api_key: str,
+        max_in_flight: int,
+        requests_per_second: float | None,
+        lease: float = 15.0,
+        poll_interval: float = 0.5,
+        unavailable_timeout: float = 30.0,
+        socket_timeout: float = 2.0,
+    ) -> RedisLimiter:
+        """A limiter on the Redis (or Valkey) at *url* (``redis://host:6379/0``).
+
+        *socket_timeout* bounds each Redis call (connect and answer); the other
+        arguments are the class's.
+        """
+        client = redis.asyncio.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+        )
+        return cls(
+            client,
+            api_key=api_key,
+            max_in_flight=max_in_flight,
+            requests_per_second=requests_per_second,
+            lease=lease,
+            poll_interval=poll_interval,
+            unavailable_timeout=unavailable_timeout,
+            close_client=True,
+        )
+
+    def __repr__(self) -> str:
+        s = self.statistics()
+        return (
+            f"<RedisLimiter {self.namespace} in_flight={s.in_flight}/{s.window} "
+            f"max={s.max_in_flight} waiting={s.waiting_for_slot} rate={self.rate}>"
+        )
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._tg is not None or self._closed:
+            raise RuntimeError("a RedisLimiter can be entered only once; make a new one")
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        tg.start_soon(self._worker)
+        tg.start_soon(self._listen)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tg, self._tg = self._tg, None
+        self._closed = True
+        if tg is None:
+            return
+        tg.cancel_scope.cancel()
+        try:
+            await tg.__aexit__(exc_type, exc, tb)
+        finally:
+            closed = CoordinationUnavailableError("the limiter was closed")
+            for waiter in list(self._waiters.values()):
+                waiter.error = closed
+                waiter.event.set()
+            # Give back everything this process holds, so others need not wait
+            # for the leases to lapse.  Best effort, bounded.
+            with anyio.move_on_after(2.0, shield=True):
+                try:
+                    await self._step(renew=False, leaving=True)
+                except redis.exceptions.RedisError as error:
+                    log.warning("could not release this process's slots in Redis: %s", error)
+            if self._close_client:
+                with anyio.CancelScope(shield=True):
+                    await self._redis.aclose()
+
+    # -- slots ------------------------------------------------------------------
+
+    async def acquire_slot(self, *, front: bool = False) -> RedisSlot:
+        """Wait for a slot of the key, shared FIFO across processes.
+
+        *front* queues ahead of every ordinary waiter (a job put back after a
+        421).  Cancel-safe: a cancelled waiter leaves the shared queue, and a slot
+        it was just given is released.
+
+        Raises:
+            CoordinationUnavailableError: Redis has been unreachable for longer
+                than *unavailable_timeout* (or the limiter was closed).
+        """
+        if self._tg is None:
+            raise RuntimeError("the limiter is not open; use `async with`")
+        waiter = _Waiter(f"{self.process_id}:{next(self._ids):012d}", front, anyio.current_time())
+        self._waiters[waiter.ticket] = waiter
+        self._to_join.append(waiter)
+        self._kick.set()
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            self._abandon(waiter)
+            raise
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.slot is not None
+        return waiter.slot
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        if waiter.slot is not None:
+            waiter.slot.release()
+            return
+        self._waiters.pop(waiter.ticket, None)
+        if waiter in self._to_join:
+            self._to_join.remove(waiter)  # never told to Redis
+        else:
+            self._to_leave.append(waiter.ticket)
+            self._kick.set()
+
+    def _release(self, slot: RedisSlot) -> None:
+        if self._held.pop(slot.id, None) is None:
+            log.warning("slot %s was reclaimed (its lease lapsed); release is a no-op", slot.id)
+            return
+        self._to_release.append(slot.id)
+        self._kick.set()
+
+    def slot_rejected(self) -> None:
+        """A submit holding a slot got 421: shrink the shared window to the other slots held."""
+        self.rejections_absorbed += 1
+        self._window_ops.append("r")
+        self._kick.set()
+
+    def slot_accepted(self) -> None:
+        """A submit was accepted: grow the shared window back toward the limit."""
+        if self._window < self.limit or self._window_ops:
+            self._window_ops.append("a")
+            self._kick.set()
+
+    def set_limit(self, limit: int) -> None:
+        """Change max_in_flight (and reset the shared window to it)."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit!r}")
+        self.limit = limit
+        self._window_ops.append("z")
+        self._kick.set()
+
+    def slot_demand(self) -> bool:
+        """Whether callers of this process wait for a slot (others' waiters are not seen)."""
+        return bool(self._waiters)
+
+    def statistics(self) -> LimiterStatistics:
+        """A snapshot: the shared window as last seen, and this process's slots and queues."""
+        return LimiterStatistics(
+            max_in_flight=self.limit,
+            window=self._window,
+            in_flight=len(self._held),
+            waiting_for_slot=len(self._waiters),
+            waiting_for_rate=self._rate_waiting,
+            rejections_absorbed=self.rejections_absorbed,
+        )
+
+    async def _worker(self) -> None:
+        """The one task that tells Redis about this process's slots, and learns grants."""
+        heartbeat_due = -math.inf
+        backoff = _BACKOFF[0]
+        while True:
+            now = anyio.current_time()
+            if heartbeat_due <= now:
+                renew = True
+            else:
+                pending = self._to_join or self._to_release or self._to_leave
+                if not (pending or self._window_ops or self._throttles):
+                    wait = heartbeat_due - now
+                    if self._waiters:
+                        wait = min(wait, self.poll_interval)
+                    with anyio.move_on_after(wait):
+                        await self._kick.wait()
+                self._kick = anyio.Event()
+                renew = heartbeat_due <= anyio.current_time()
+            try:
+                if self._throttles:
+                    await self._push_throttle()
+                await self._step(renew=renew, leaving=False)
+            except redis.exceptions.RedisError as error:
+                self._unavailable(error)
+                await anyio.sleep(backoff)
+                backoff = min(_BACKOFF[1], backoff * 2)
+                continue
+            backoff = _BACKOFF[0]
+            if self._down_since is not None:
+                log.warning("Redis answers again; slots are coordinated again")
+                self._down_since = None
+            if renew:
+                heartbeat_due = anyio.current_time() + self.lease / 3
+
+    async def _step(self, *, renew: bool, leaving: bool) -> None:
+        joins, self._to_join = self._to_join, []
+        releases, self._to_release = self._to_release, []
+        leaves, self._to_leave = self._to_leave, []
+        ops, self._window_ops = self._window_ops, []
+        if leaving:
+            releases += list(self._held)
+            leaves += [w.ticket for w in self._waiters.values() if w.score is not None]
+            joins = []
+        waiting = [w for w in self._waiters.values() if w.score is not None]
+        held = list(self._held) if renew else []
+        args: list[Any] = [
+            self.lease,
+            self.limit,
+            self.process_id + ":",
+            self.process_id,
+            uuid.uuid4().hex,
+            self._epoch,
+            int(renew),
+            "".join(ops),
+            self._channel,
+            int(leaving),
+        ]
+        args += _counted(releases)
+        args += _counted(leaves)
+        args += _pairs([(w.ticket, int(w.front)) for w in joins])
+        args += _counted(held)
+        args += _pairs([(w.ticket, w.score) for w in waiting] if renew else [])
+        try:
+            reply = await self._slots_script(keys=self._slot_keys, args=args)
+        except BaseException:
+            # Not told (or not known to be told): tell it again next time.  A
+            # waiter that left meanwhile is not re-joined; a repeated release or
+            # leave is harmless.
+            self._to_join[:0] = [w for w in joins if w.ticket in self._waiters]
+            self._to_release[:0] = releases
+            self._to_leave[:0] = leaves
+            self._window_ops[:0] = ops
+            raise
+        epoch, window, _, granted, expired, lost, scores, members = reply
+        if renew:
+            self._epoch = epoch.decode()
+            self._members = max(1, int(members))
+        elif self._epoch and epoch.decode() != self._epoch:
+            # Redis lost its data: rebuild at once, not at the next heartbeat.
+            self._kick.set()
+        self._window = int(window)
+        for joined, score in zip(joins, scores, strict=True):
+            joined.score = score.decode()
+        for raw in expired:
+            log.warning("slot %s had been reclaimed (its lease lapsed) when released", raw.decode())
+        for raw in lost:
+            slot = self._held.pop(raw.decode(), None)
+            if slot is not None:
+                slot.lost = True
+                log.warning(
+                    "slot %s was reclaimed while held (this process was paused past "
+                    "its %s s lease)",
+                    slot.id,
+                    self.lease,
+                )
+        for raw in granted:
+            ticket = raw.decode()
+            waiter = self._waiters.pop(ticket, None)
+            if waiter is None:
+                continue  # it left meanwhile; the leave queued then drops the lease
+            waiter.slot = RedisSlot(self, ticket)
+            self._held[ticket] = waiter.slot
+            waiter.event.set()
+
+    def _unavailable(self, error: Exception) -> None:
+        now = anyio.current_time()
+        if self._down_since is None:
+            self._down_since = now
+            log.warning("Redis is unreachable (%s); retrying", error)
+        failure = CoordinationUnavailableError(
+            f"Redis unreachable for {self.unavailable_timeout} s: {error}"
+        )
+        for waiter in list(self._waiters.values()):
+            if now - max(self._down_since, waiter.since) >= self.unavailable_timeout:
+                self._waiters.pop(waiter.ticket)
+                if waiter in self._to_join:
+                    self._to_join.remove(waiter)
+                else:
+                    self._to_leave.append(waiter.ticket)
+                waiter.error = failure
+                waiter.event.set()
+
+    async def _listen(self) -> None:
+        """Wake the worker when another process releases a slot (polling backs this up)."""
+        backoff = _BACKOFF[0]
+        own = self.process_id.encode()
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                backoff = _BACKOFF[0]
+                while True:
+                    # A bounded wait: a blocking read would hit the socket timeout.
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("data") != own:
+                        self._kick.set()
+            except redis.exceptions.RedisError:
+                await anyio.sleep(backoff)
+                backoff = min(_BACKOFF[1], backoff * 2)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # -- request rate -------------------------------------------------------------
+
+    async def acquire_request(self) -> None:
+        """Wait for one call of the key's request budget (shared by every process).
+
+        Fails open: while Redis is unreachable, calls are paced locally at the
+        rate divided by the processes last seen sharing the key.
+        """
+        if self.rate is None:
+            return
+        self._rate_waiting += 1
+        try:
+            now = anyio.current_time()
+            if self._paused_until > now:
+                await anyio.sleep(self._paused_until - now)
+            if anyio.current_time() >= self._rate_down_until:
+                refill, burst = _strict_rate(self.rate)
+                try:
+                    wait = await self._rate_script(
+                        keys=self._rate_keys, args=[1 / refill, burst, _RECOVERY]
+                    )
+                except redis.exceptions.RedisError as error:
+                    if self._rate_down_until == -math.inf:
+                        log.warning("Redis is unreachable (%s): pacing requests locally", error)
+                    self._rate_down_until = anyio.current_time() + 1.0
+                else:
+                    if self._rate_down_until != -math.inf:
+                        self._rate_down_until = -math.inf
+                    delay = float(wait)
+                    if delay > 0:
+                        await anyio.sleep(delay)
+                    return
+            await self._local_pace()
+        finally:
+            self._rate_waiting -= 1
+
+    async def _local_pace(self) -> None:
+        assert self.rate is not None
+        refill, _ = _strict_rate(self.rate / self._members)
+        now = anyio.current_time()
+        at = max(now, self._local_next)
+        self._local_next = at + 1 / refill
+        if at > now:
+            await anyio.sleep(at - now)
+
+    def throttled(self, retry_after: float | None = None) -> None:
+        """RunningHub said slow down: halve the shared rate, pause everyone *retry_after* s."""
+        self.rejections_absorbed += 1
+        pause = max(0.0, retry_after or 0.0)
+        self._paused_until = max(self._paused_until, anyio.current_time() + pause)
+        self._throttles.append(pause)
+        self._kick.set()
+
+    async def _push_throttle(self) -> None:
+        pause = max(self._throttles)
+        await self._throttle_script(keys=self._rate_keys, args=[pause, _MIN_FACTOR, _RECOVERY])
+        self._throttles.clear()
+
+
+def _counted(items: Sequence[str]) -> list[Any]:
+    return [len(items), *items]
+
+
+def _pairs(items: Sequence[tuple[str, Any]]) -> list[Any]:
+    return [len(items), *itertools.chain.from_iterable(items)]
