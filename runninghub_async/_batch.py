@@ -14,6 +14,7 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
+    Awaitable,
     Callable,
     Iterable,
     Mapping,
@@ -31,7 +32,8 @@ from ._models import BatchItem
 __all__ = ["Params", "run_batch"]
 
 Params = Iterable[Mapping[str, Any]] | AsyncIterable[Mapping[str, Any]]
-SubmitOne = Callable[[Mapping[str, Any]], Any]
+SubmitOne = Callable[[int, Mapping[str, Any]], Awaitable[Job | None]]
+"""Submits item *index* with its params: its `Job`, or None to skip it (already done)."""
 
 
 @attrs.define(eq=False)
@@ -67,13 +69,14 @@ async def _aiter(items: Params) -> AsyncIterator[Mapping[str, Any]]:
 
 async def run_batch(
     tg: anyio.abc.TaskGroup,
-    submit: Callable[[Mapping[str, Any]], Any],
+    submit: SubmitOne,
     params: Params,
     window: int,
 ) -> AsyncGenerator[BatchItem, None]:
-    """Run ``await (await submit(p)).wait()`` for every *p*, *window* at a time.
+    """Run ``await (await submit(i, p)).wait()`` for every *p*, *window* at a time.
 
-    *submit* returns a `Job`; it runs in tasks of *tg* (the client's group).
+    *submit* runs in tasks of *tg* (the client's group); an item it skips (None)
+    is not yielded.
     """
     send, receive = anyio.create_memory_object_stream[BatchItem]()
     feed = _Feed()
@@ -90,7 +93,7 @@ async def run_batch(
 
 
 async def _produce(
-    submit: Callable[[Mapping[str, Any]], Any],
+    submit: SubmitOne,
     params: Params,
     size: int,
     send: anyio.abc.ObjectSendStream[BatchItem],
@@ -111,7 +114,7 @@ async def _produce(
 
 
 async def _item(
-    submit: Callable[[Mapping[str, Any]], Any],
+    submit: SubmitOne,
     index: int,
     params: Mapping[str, Any],
     send: anyio.abc.ObjectSendStream[BatchItem],
@@ -120,7 +123,9 @@ async def _item(
     task_id: str | None = None
     try:
         try:
-            job: Job = await submit(params)
+            job = await submit(index, params)
+            if job is None:
+                return
             task_id = job.task_id
             item = BatchItem(index, params, result=await job.wait(), task_id=task_id)
         except Exception as exc:

@@ -15,7 +15,8 @@ import logging
 import os
 import pathlib
 import random
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, BinaryIO, Literal
 
 import anyio
@@ -36,9 +37,11 @@ from ._config import (
     Timeouts,
     build_config,
 )
-from ._errors import ClientClosedError, ProtocolError
+from ._errors import ClientClosedError, ProtocolError, SubmitOutcomeUnknownError
 from ._helpers import ImageHelpers
 from ._job import Job
+from ._journal import Journal, JournalEntry
+from ._journaling import JournalWriter, resumable
 from ._limiter import Limiter, LimiterStatistics, LocalLimiter
 from ._models import (
     AccountStatus,
@@ -50,7 +53,7 @@ from ._models import (
     UploadedFile,
 )
 from ._poller import Poller, PollerStatistics
-from ._prepare import Preparer, endpoint_path
+from ._prepare import Preparer, Request, endpoint_path
 from ._specs import ParamSpec
 from ._submit import Submitter
 from ._transport import Transport
@@ -101,6 +104,7 @@ class _Open:
     poller: Poller
     submitter: Submitter
     tg: anyio.abc.TaskGroup
+    writer: JournalWriter
 
 
 class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
@@ -144,6 +148,10 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         catalog: the model catalog to validate against: a registry JSON file (a
             newer one than this release's), a `runninghub_async.catalog.Catalog`,
             or None for the packaged one.
+        journal: where every submit's intent, task id and end are recorded
+            (`FileJournal`, ``runninghub_async.redis.RedisJournal``), so that after
+            a crash ``recover()`` re-attaches every paid task.  Entered and left
+            with the client.
 
     Raises:
         AuthenticationError: no key was given or found in the environment.
@@ -167,6 +175,7 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         webhook_url: str | None = None,
         limiter: Limiter | None = None,
         catalog: str | os.PathLike[str] | Catalog | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._config: ClientConfig = build_config(
             api_key=api_key,
@@ -196,6 +205,7 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         self._prepare = Preparer(
             models, validate=self._config.validate, webhook_url=self._config.webhook_url
         )
+        self._journal = journal
         self._rng = random.Random(seed)
         self._state = _State.UNOPENED
         self._live: _Open | None = None
@@ -221,14 +231,19 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         api = Api(
             transport, make_converter(), api_key=config.api_key, throttled=self._limiter.throttled
         )
+        writer = JournalWriter()
         try:
-            async with self._limiter:
+            async with contextlib.AsyncExitStack() as stack:
+                await stack.enter_async_context(self._limiter)
+                if self._journal is not None:
+                    await stack.enter_async_context(self._journal)
                 poller = Poller(
                     lambda task_id: api.query(task_id, retry=False),
                     config.poll,
                     job_timeout=config.job_timeout,
                     remote_cancel=api.cancel,
                     slot_demand=self._limiter.slot_demand,
+                    on_finished=writer.finished,
                     rng=self._rng,
                 )
                 tg = anyio.create_task_group()
@@ -242,8 +257,9 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
                     retry=config.retry,
                     rng=self._rng,
                 )
-                self._live = _Open(transport, api, poller, submitter, tg)
+                self._live = _Open(transport, api, poller, submitter, tg, writer)
                 try:
+                    await tg.start(writer.run)
                     await tg.start(poller.run)
                     if config.auto_limit:
                         status = await api.queue_status()
@@ -262,6 +278,7 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         live.submitter.close()
         await live.submitter.drain(bound)
         live.poller.close()
+        await live.writer.close(bound)
         live.tg.cancel_scope.cancel()
         # Closed as if the body had ended, so the body's own exception (if any)
         # reaches the caller as itself, never inside an ExceptionGroup.  (Not under
@@ -288,6 +305,7 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         params: Mapping[str, Any],
         *,
         webhook_url: str | None = None,
+        key: str | None = None,
     ) -> Job:
         """Submit one job and return its handle as soon as RunningHub accepts it.
 
@@ -305,6 +323,8 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
             params: the request body, with RunningHub's camelCase names.
             webhook_url: a URL RunningHub calls when the task ends (sent as is,
                 overriding the client's ``webhook_url``).
+            key: the journal key of this submit (default: a fresh one), when the
+                client has a ``journal``.
 
         Raises:
             InvalidParametersError: the endpoint or params are not valid (nothing
@@ -319,10 +339,22 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         path, spec = prep.check(endpoint, params)
         body = await prep.localise(spec, params, self._upload_media)
         request = prep.finish(path, body, params, webhook_url)
+        return await self._send(live, request, self._journal, key)
+
+    async def _send(
+        self, live: _Open, request: Request, journal: Journal | None, key: str | None
+    ) -> Job:
+        if journal is not None and key is None:
+            key = uuid.uuid4().hex
         tracked = await live.submitter.submit(
-            request.path, request.body, request.params, webhook_token=request.webhook_token
+            request.path,
+            request.body,
+            request.params,
+            webhook_token=request.webhook_token,
+            journal=journal,
+            key=key,
         )
-        return Job(tracked, live.poller, live.api, params=params)
+        return Job(tracked, live.poller, live.api, params=request.params)
 
     async def _upload_media(self, local: _uploads.LocalFile, field: str, param: ParamSpec) -> str:
         limit = param.max_bytes or _uploads.MAX_UPLOAD_BYTES
@@ -415,6 +447,9 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         params: _batch.Params,
         *,
         window: int | None = None,
+        journal: Journal | None = None,
+        key: Callable[[Mapping[str, Any]], str] | None = None,
+        resubmit_unknown: bool = False,
     ) -> AsyncGenerator[BatchItem, None]:
         """Run one job per params, yielding each as it ends, in completion order.
 
@@ -425,9 +460,17 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         ``InvalidParametersError`` too).  Breaking out of the loop stops the batch
         (``aclose()`` it, or use ``contextlib.aclosing``, to stop it at once).
 
+        With a *journal* (entered by the caller) the batch is resumable: each item
+        is recorded under its key (its index, or ``key(params)``), and a run over
+        the same input after a crash skips items that ended (they are not
+        yielded), re-attaches those already accepted (nothing is paid twice), and
+        yields an item whose submit had an unknown outcome with a
+        `SubmitOutcomeUnknownError`, unless *resubmit_unknown*.
+
         Raises:
             ClientClosedError: the client is not open.
-            TypeError: *params* is not an iterable; *window* is not a positive int.
+            TypeError: *params* is not an iterable.
+            ValueError: *window* is not a positive int.
             Exception: whatever iterating *params* raised, after the items
                 already running have been handed back.
         """
@@ -437,10 +480,69 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"window must be a positive int, got {window!r}")
         items = _batch.check_params(params)
-        async for item in _batch.run_batch(
-            live.tg, lambda p: self.submit(endpoint, p), items, size
-        ):
-            yield item
+        journal = journal if journal is not None else self._journal
+
+        async def one(index: int, item: Mapping[str, Any]) -> Job | None:
+            if journal is None:
+                return await self.submit(endpoint, item)
+            name = key(item) if key is not None else str(index)
+            entry = await journal.get(name)
+            action = resumable(entry)
+            if action == "done":
+                return None
+            if action == "attach" and entry is not None and entry.task_id is not None:
+                return await self._reattach(live, journal, entry)
+            if action == "unknown" and not resubmit_unknown:
+                raise SubmitOutcomeUnknownError(
+                    endpoint, item, ValueError("an earlier run's submit had no answer")
+                )
+            prep = self._prepare
+            path, spec = prep.check(endpoint, item)
+            body = await prep.localise(spec, item, self._upload_media)
+            return await self._send(live, prep.finish(path, body, item, None), journal, name)
+
+        async for result in _batch.run_batch(live.tg, one, items, size):
+            yield result
+
+    async def recover(self) -> list[Job]:
+        """Re-attach every task the client's journal knows as accepted and not ended.
+
+        Each re-attached job holds a slot until it ends (so with more of them than
+        ``max_in_flight`` this waits for some to end) and is journaled like any
+        other.  Intents without a task id (a submit whose outcome is unknown) are
+        logged and left in the journal: only you can decide to pay twice.
+
+        Raises:
+            ValueError: the client has no journal.
+            ClientClosedError: the client is not open.
+        """
+        live = self._open()
+        if self._journal is None:
+            raise ValueError("recover() needs RunningHub(journal=...)")
+        jobs: list[Job] = []
+        for entry in await self._journal.outstanding():
+            if entry.task_id is None:
+                log.warning(
+                    "journal entry %s (%s) has no task id: its submit's outcome is unknown",
+                    entry.key,
+                    entry.endpoint,
+                )
+                continue
+            jobs.append(await self._reattach(live, self._journal, entry))
+        return jobs
+
+    async def _reattach(self, live: _Open, journal: Journal, entry: JournalEntry) -> Job:
+        assert entry.task_id is not None
+        claim = getattr(journal, "claim", None)
+        if claim is not None:
+            await claim(entry.key)  # a shared journal: this process now owns the item
+        existing = live.poller.get(entry.task_id)
+        slot = None if existing is not None else await self._limiter.acquire_slot()
+        tracked = live.poller.track(
+            entry.task_id, endpoint=entry.endpoint, slot=slot, submitted=False
+        )
+        tracked.journal, tracked.key = journal, entry.key
+        return Job(tracked, live.poller, live.api, params=None)
 
     # -- files -----------------------------------------------------------------------
 

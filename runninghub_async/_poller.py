@@ -40,6 +40,7 @@ from ._errors import (
     TaskFailedError,
     TaskNotFoundError,
 )
+from ._journal import Journal
 from ._limiter import Slot, monotonic, strict_bucket
 from ._models import JobEvent, JobResult, TaskSnapshot, TaskStatus
 
@@ -50,6 +51,7 @@ log = logging.getLogger("runninghub_async")
 Clock = Callable[[], float]
 Query = Callable[[str], Awaitable[TaskSnapshot]]
 RemoteCancel = Callable[[str], Awaitable[None]]
+Finished = Callable[["Tracked", "JobResult | RunningHubError"], None]
 
 # Bound on the best-effort remote cancel after a job deadline.
 _CANCEL_TIMEOUT = 10.0
@@ -80,6 +82,8 @@ class Tracked:
     check_scope: anyio.CancelScope | None = None
     webhook_token: str | None = None
     webhook_seen: bool = False
+    journal: Journal | None = None
+    key: str | None = None
 
     def note(self, status: TaskStatus, eta: float | None) -> None:
         """Record *status* if it is new, and wake whoever follows the job's events."""
@@ -127,6 +131,7 @@ class Poller:
         job_timeout: float,
         remote_cancel: RemoteCancel,
         slot_demand: Callable[[], bool] = lambda: False,
+        on_finished: Finished | None = None,
         clock: Clock = monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -135,6 +140,7 @@ class Poller:
         self._job_timeout = job_timeout
         self._remote_cancel = remote_cancel
         self._slot_demand = slot_demand
+        self._on_finished = on_finished
         self._clock = clock
         self._rng = rng or random.Random()
         self._rate = strict_bucket(policy.max_rate) if policy.max_rate else None
@@ -152,12 +158,19 @@ class Poller:
 
     # -- registration (sync) ------------------------------------------------------
 
-    def track(self, task_id: str, *, endpoint: str | None, slot: Slot | None = None) -> Tracked:
+    def track(
+        self,
+        task_id: str,
+        *,
+        endpoint: str | None,
+        slot: Slot | None = None,
+        submitted: bool | None = None,
+    ) -> Tracked:
         """Follow *task_id*, or join the entry that already follows it.
 
-        A *slot* marks a task this client just submitted: "task not found" is then
-        taken as RunningHub catching up for a while, its duration is learned, and
-        the slot is released when the job ends.
+        *slot* is released when the job ends.  A task this client just *submitted*
+        (default: when it holds a slot) has "task not found" taken as RunningHub
+        catching up for a while, and its duration is learned.
 
         Raises:
             ClientClosedError: the poller is closed (the slot is released first).
@@ -174,7 +187,8 @@ class Poller:
                 slot.release()  # a second owner of the same task: its slot is not needed
             return existing
         now = self._clock()
-        submitted = slot is not None
+        if submitted is None:
+            submitted = slot is not None
         tracked = Tracked(
             task_id=task_id,
             endpoint=endpoint,
@@ -410,6 +424,8 @@ class Poller:
         slot, tracked.slot = tracked.slot, None
         if slot is not None:
             slot.release()
+        if self._on_finished is not None:
+            self._on_finished(tracked, outcome)
         # A remote end is an event; a local one (deadline, close, not found) only ends
         # the stream of events, and wait() says why.
         if isinstance(outcome, JobResult):

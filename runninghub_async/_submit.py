@@ -47,6 +47,7 @@ from ._errors import (
     TransportError,
     proves_not_accepted,
 )
+from ._journal import Journal, params_digest
 from ._limiter import Limiter, Slot
 from ._poller import Poller, Tracked
 
@@ -67,10 +68,28 @@ class _Post:
     body: bytes
     params: Mapping[str, Any]
     webhook_token: str | None = None
-    answered: asyncio.Event = attrs.field(factory=asyncio.Event)
-    tracked: Tracked | None = None
-    error: BaseException | None = None
-    abandoned: bool = False
+    journal: Journal | None = None
+    key: str | None = None
+    intended: bool = attrs.field(default=False, init=False)
+    # Per attempt: `attempt()` makes a fresh one of these for each send.
+    answered: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
+    tracked: Tracked | None = attrs.field(default=None, init=False)
+    error: BaseException | None = attrs.field(default=None, init=False)
+    abandoned: bool = attrs.field(default=False, init=False)
+
+    def attempt(self) -> _Post:
+        """A fresh POST of the same submit."""
+        return _Post(
+            self.endpoint, self.body, self.params, self.webhook_token, self.journal, self.key
+        )
+
+
+async def _journal_quietly(write: Awaitable[None], key: str) -> None:
+    """Await a journal write; a failure is logged, never raised past a paid submit."""
+    try:
+        await write
+    except Exception as exc:
+        log.error("could not journal submit %s: %s", key, exc)
 
 
 class Submitter:
@@ -120,8 +139,14 @@ class Submitter:
         params: Mapping[str, Any],
         *,
         webhook_token: str | None = None,
+        journal: Journal | None = None,
+        key: str | None = None,
     ) -> Tracked:
         """Send the submit until RunningHub accepts or refuses it.
+
+        With a *journal*, the intent is recorded under *key* before every send, the
+        task id right after acceptance, and ``REJECTED`` when it is definitely not
+        accepted; an unknown outcome leaves the intent alone, for ``recover()``.
 
         Raises:
             SubmitOutcomeUnknownError: it was sent and may have been accepted.
@@ -130,13 +155,36 @@ class Submitter:
             ConnectError: connecting failed every time (nothing was sent).
             ClientClosedError: the client closed before it was sent.
         """
+        post = _Post(endpoint, body, params, webhook_token, journal, key)
+        if journal is None or key is None:
+            return await self._until_answered(post)
+        try:
+            return await self._until_answered(post)
+        except SubmitOutcomeUnknownError:
+            raise  # the intent stays: recover() reports it
+        except Exception as exc:
+            accepted = isinstance(exc, ClientClosedError) and exc.task_ids
+            if post.intended and not accepted:
+                with anyio.CancelScope(shield=True):
+                    await _journal_quietly(journal.ended(key, "REJECTED"), key)
+            raise
+
+    async def _until_answered(self, post: _Post) -> Tracked:
+        endpoint, params = post.endpoint, post.params
         start = anyio.current_time()
         attempt = 0
         while True:
             self._refuse_if_closing()
             slot = await self._closable(self._limiter.acquire_slot(front=attempt > 0))
             self._refuse_if_closing(slot)
-            error = await self._send(_Post(endpoint, body, params, webhook_token), slot)
+            if post.journal is not None and post.key is not None:
+                try:
+                    await post.journal.intent(post.key, endpoint, params_digest(params))
+                except BaseException:
+                    slot.release()  # not recorded, so not sent
+                    raise
+                post.intended = True
+            error = await self._send(post.attempt(), slot)
             if isinstance(error, Tracked):
                 return error
             in_time = anyio.current_time() - start < self._job_timeout
@@ -199,6 +247,9 @@ class Submitter:
         else:
             self.accepted += 1
             self._limiter.slot_accepted()
+            if post.journal is not None and post.key is not None:
+                # Durable before anyone can see the job: a crash from here on is recoverable.
+                await _journal_quietly(post.journal.accepted(post.key, snapshot.task_id), post.key)
             try:
                 tracked = self._poller.track(snapshot.task_id, endpoint=post.endpoint, slot=slot)
             except ClientClosedError as exc:
@@ -211,6 +262,7 @@ class Submitter:
             else:
                 if tracked.webhook_token is None:
                     tracked.webhook_token = post.webhook_token
+                tracked.journal, tracked.key = post.journal, post.key
                 tracked.note(snapshot.status, None)
                 if snapshot.status.is_terminal:
                     self._poller.resolve(snapshot)

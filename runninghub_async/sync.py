@@ -50,6 +50,7 @@ from ._client import RunningHub as AsyncRunningHub
 from ._errors import ClientClosedError
 from ._images import ImageInput
 from ._job import Job as AsyncJob
+from ._journal import Journal
 from ._models import (
     AccountStatus,
     BatchItem,
@@ -266,10 +267,17 @@ class RunningHub:
     # -- jobs ---------------------------------------------------------------------------
 
     def submit(
-        self, endpoint: str, params: Mapping[str, Any], *, webhook_url: str | None = None
+        self,
+        endpoint: str,
+        params: Mapping[str, Any],
+        *,
+        webhook_url: str | None = None,
+        key: str | None = None,
     ) -> Job:
         """Submit one job; blocking ``runninghub_async.RunningHub.submit``."""
-        job = self._call(lambda: self._client.submit(endpoint, params, webhook_url=webhook_url))
+        job = self._call(
+            lambda: self._client.submit(endpoint, params, webhook_url=webhook_url, key=key)
+        )
         return Job(job, self)
 
     def run(
@@ -284,14 +292,30 @@ class RunningHub:
         params: Iterable[Mapping[str, Any]],
         *,
         window: int | None = None,
+        journal: Journal | None = None,
+        key: Callable[[Mapping[str, Any]], str] | None = None,
+        resubmit_unknown: bool = False,
     ) -> Generator[BatchItem, None, None]:
         """Run one job per params, yielding each as it ends; see ``RunningHub.run_many``.
 
         Breaking out of the loop (or ``close()`` on the generator) stops the
         batch.  *params* is iterated on the client's thread, lazily: it should
-        not block.
+        not block.  A *journal* must be one this client entered (``journal=``).
         """
-        return self._iterate(lambda: self._client.run_many(endpoint, params, window=window))
+        return self._iterate(
+            lambda: self._client.run_many(
+                endpoint,
+                params,
+                window=window,
+                journal=journal,
+                key=key,
+                resubmit_unknown=resubmit_unknown,
+            )
+        )
+
+    def recover(self) -> list[Job]:
+        """Re-attach every journaled outstanding task; blocking ``RunningHub.recover``."""
+        return [Job(job, self) for job in self._call(self._client.recover)]
 
     def attach(self, task_id: str, *, endpoint: str | None = None) -> Job:
         """Follow a task submitted earlier; blocking ``runninghub_async.RunningHub.attach``."""
