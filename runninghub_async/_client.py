@@ -38,6 +38,7 @@ from ._config import (
     build_config,
 )
 from ._errors import ClientClosedError, InvalidParametersError, ProtocolError, invalid_parameter
+from ._extras import ApiExtras
 from ._helpers import ImageHelpers
 from ._job import Job
 from ._limiter import Limiter, LimiterStatistics, LocalLimiter
@@ -124,7 +125,7 @@ def _endpoint_path(endpoint: object) -> str:
     return path
 
 
-class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
+class RunningHub(ImageHelpers, ApiExtras, anyio.AsyncContextManagerMixin):
     """An asyncio client for RunningHub: submit jobs, and await their results.
 
     Use it as an async context manager; it does I/O only inside ``async with``::
