@@ -145,10 +145,8 @@ async def test_a_local_file_is_measured_before_anything_is_uploaded(
     good = tmp_path / "good.png"
     good.write_bytes(render_png("good"))
     async with make_client() as client:
-        with pytest.raises(OSError):
-            await client.submit_app(
-                APP, {"12.image": good, "52.text": tmp_path / "missing.png"}
-            )
+        with pytest.raises(FileNotFoundError, match=r"missing\.png"):
+            await client.submit_app(APP, {"12.image": good, "52.text": tmp_path / "missing.png"})
     assert fake.stats.requests_total == 0
 
 
