@@ -73,7 +73,7 @@ async def test_a_local_file_is_uploaded_once_and_its_file_name_sent(
     assert fake.stats.uploads == 1
     (file_name,) = fake.uploads
     assert fake.uploads[file_name] == data
-    sent = fake.tasks[result.task_id].params["nodeInfoList"]
+    sent: Any = fake.tasks[result.task_id].params["nodeInfoList"]
     assert sent[0] == {"nodeId": "10", "fieldName": "image", "fieldValue": file_name}
     # The same content again: no second upload.
     await client.run_app(APP, {"12.image": data})
@@ -158,7 +158,8 @@ async def test_run_many_batches_app_runs_with_inputs_body(
     bodies = (inputs_body({"52.text": p}, instanceType="default") for p in prompts)
     items = [item async for item in client.run_many(f"run/ai-app/{APP}", bodies)]
     assert all(item.ok for item in items)
-    sent = sorted(t.params["nodeInfoList"][0]["fieldValue"] for t in fake.tasks.values())
+    lists: list[Any] = [t.params["nodeInfoList"] for t in fake.tasks.values()]
+    sent = sorted(entries[0]["fieldValue"] for entries in lists)
     assert sent == sorted(prompts)
 
 
