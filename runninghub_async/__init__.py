@@ -45,6 +45,12 @@ from ._errors import TaskError as TaskError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskNotFoundError as TaskNotFoundError
 from ._errors import TransportError as TransportError
+from ._extras_models import ApiKeyInfo as ApiKeyInfo
+from ._extras_models import LoraUpload as LoraUpload
+from ._extras_models import Price as Price
+from ._extras_models import Resource as Resource
+from ._extras_models import ResourcePage as ResourcePage
+from ._extras_models import WebhookDetail as WebhookDetail
 from ._images import ImageInput as ImageInput
 from ._job import Job as Job
 from ._limiter import LimiterStatistics as LimiterStatistics
@@ -59,7 +65,11 @@ from ._models import TaskSnapshot as TaskSnapshot
 from ._models import TaskStatus as TaskStatus
 from ._models import UploadedFile as UploadedFile
 from ._models import Usage as Usage
+from ._nodes import NodeInput as NodeInput
+from ._nodes import inputs_body as inputs_body
 from ._poller import PollerStatistics as PollerStatistics
+from ._pricing import BudgetExceededError as BudgetExceededError
+from ._pricing import CostBudget as CostBudget
 
 try:
     __version__ = version("runninghub-async")
@@ -69,13 +79,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 __all__ = [
     "APIError",
     "AccountStatus",
+    "ApiKeyInfo",
     "AuthenticationError",
     "BatchItem",
+    "BudgetExceededError",
     "ClientClosedError",
     "ClientStatistics",
     "ConcurrencyLimitError",
     "ConnectError",
     "ContentRejectedError",
+    "CostBudget",
     "FailedReason",
     "FileTooLargeError",
     "ImageInput",
@@ -86,13 +99,18 @@ __all__ = [
     "JobResult",
     "JobTimeoutError",
     "LimiterStatistics",
+    "LoraUpload",
+    "NodeInput",
     "Output",
     "PollPolicy",
     "PollerStatistics",
+    "Price",
     "ProtocolError",
     "QueueStatus",
     "RateLimitedError",
     "RequestTimeoutError",
+    "Resource",
+    "ResourcePage",
     "RetryPolicy",
     "RunningHub",
     "RunningHubError",
@@ -108,7 +126,9 @@ __all__ = [
     "TransportError",
     "UploadedFile",
     "Usage",
+    "WebhookDetail",
     "__version__",
+    "inputs_body",
 ]
 
 
@@ -122,6 +142,8 @@ def _rename_exports() -> None:
         if isinstance(obj, type):
             if _attrs.has(obj):
                 _attrs.resolve_types(obj)
+            obj.__module__ = __name__
+        elif callable(obj):
             obj.__module__ = __name__
 
 

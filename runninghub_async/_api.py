@@ -28,6 +28,7 @@ from ._errors import (
     api_error,
     http_error,
 )
+from ._extras_models import ApiKeyInfo, LoraGrant, Price, ResourcePage, WebhookDetail
 from ._models import AccountStatus, QueueStatus, TaskSnapshot, TaskStatus, UploadedFile
 from ._transport import Answer, FormFile, Transport
 
@@ -41,6 +42,12 @@ UPLOAD_PATH: Final = "/openapi/v2/media/upload/binary"
 QUEUE_PATH: Final = "/openapi/v2/queue/status"
 ACCOUNT_PATH: Final = "/uc/openapi/accountStatus"
 CANCEL_PATH: Final = "/task/openapi/cancel"
+PRICE_PREFIX: Final = "/openapi/v2/price-preview/"
+WEBHOOK_DETAIL_PATH: Final = "/task/openapi/getWebhookDetail"
+WEBHOOK_RETRY_PATH: Final = "/task/openapi/retryWebhook"
+API_KEYS_PATH: Final = "/openapi/v2/api-key/list"
+RESOURCES_PATH: Final = "/openapi/v2/resource/list"
+LORA_URL_PATH: Final = "/api/openapi/getLoraUploadUrl"
 MAX_DEPTH: Final = 64
 _NO_ERROR: Final = frozenset({"", "0", "200", "None"})
 _PENDING: Final = frozenset({"QUEUED", "RUNNING"})
@@ -260,3 +267,57 @@ class Api:
         """``/openapi/v2/media/upload/binary`` with a fresh body per attempt."""
         parsed = await self.call("POST", UPLOAD_PATH, form=form)
         return self.structure(self._envelope_data(parsed, UPLOAD_PATH), UploadedFile, UPLOAD_PATH)
+
+    # -- the routes beyond tasks (``_extras``) ------------------------------------------
+
+    async def price_preview(self, endpoint: str, body: bytes) -> Price | None:
+        """``/openapi/v2/price-preview/<endpoint>`` with the submit body; None without a price.
+
+        Read-only on RunningHub's side, so it is retried on transient failures.
+        """
+        path = PRICE_PREFIX + endpoint
+
+        async def once() -> Any:
+            answer = await self.transport.exchange("POST", path, body=body)
+            return self._parse(answer, path)
+
+        parsed = await self.transport.retrying(once, path)
+        if not isinstance(parsed, dict):
+            raise ProtocolError(f"{path} answered with JSON that is not an object")
+        if parsed.get("estimatedPrice") in (None, ""):
+            return None
+        return self.structure(parsed, Price, path)
+
+    async def legacy(self, path: str, body: dict[str, Any], *, retry: bool = True) -> Any:
+        """The ``data`` of a legacy route, with the key in the body as ``apiKey``."""
+        parsed = await self.call("POST", path, json_body={**body, "apiKey": self._key}, retry=retry)
+        return self._envelope_data(parsed, path)
+
+    async def webhook_detail(self, task_id: str) -> WebhookDetail:
+        """``getWebhookDetail`` of *task_id*."""
+        data = await self.legacy(WEBHOOK_DETAIL_PATH, {"taskId": task_id})
+        return self.structure(data, WebhookDetail, WEBHOOK_DETAIL_PATH)
+
+    async def retry_webhook(self, webhook_id: str, webhook_url: str | None) -> None:
+        """``retryWebhook``: send the event again (not retried: a lost answer may have sent it)."""
+        body = {"webhookId": webhook_id}
+        if webhook_url is not None:
+            body["webhookUrl"] = webhook_url
+        await self.legacy(WEBHOOK_RETRY_PATH, body, retry=False)
+
+    async def api_keys(self) -> tuple[ApiKeyInfo, ...]:
+        """``/openapi/v2/api-key/list``."""
+        data = await self.envelope("GET", API_KEYS_PATH)
+        if not isinstance(data, list):
+            raise ProtocolError(f"{API_KEYS_PATH} answered with an unexpected shape")
+        return tuple(self.structure(item, ApiKeyInfo, API_KEYS_PATH) for item in data)
+
+    async def resources(self, body: dict[str, Any]) -> ResourcePage:
+        """``/openapi/v2/resource/list`` (read-only: retried)."""
+        data = await self.envelope("POST", RESOURCES_PATH, json_body=body)
+        return self.structure(data, ResourcePage, RESOURCES_PATH)
+
+    async def lora_upload_url(self, name: str, md5_hex: str) -> LoraGrant:
+        """``getLoraUploadUrl``: a pre-signed URL to PUT a LoRA file to."""
+        data = await self.legacy(LORA_URL_PATH, {"loraName": name, "md5Hex": md5_hex})
+        return self.structure(data, LoraGrant, LORA_URL_PATH)

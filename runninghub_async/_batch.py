@@ -26,8 +26,10 @@ import anyio.abc
 import anyio.lowlevel
 import attrs
 
+from ._errors import SubmitOutcomeUnknownError
 from ._job import Job
 from ._models import BatchItem
+from ._pricing import CostBudget
 
 __all__ = ["Params", "run_batch"]
 
@@ -72,16 +74,24 @@ async def run_batch(
     submit: SubmitOne,
     params: Params,
     window: int,
+    *,
+    budget: CostBudget | None = None,
+    endpoint: str = "",
 ) -> AsyncGenerator[BatchItem, None]:
     """Run ``await (await submit(i, p)).wait()`` for every *p*, *window* at a time.
 
     *submit* runs in tasks of *tg* (the client's group); an item it skips (None)
     is not yielded.
+    With a *budget*, each item is priced (as a call of *endpoint*) before it is
+    submitted, in input order; the first that would pass the budget comes back
+    with a `BudgetExceededError` and nothing more is submitted.  An item whose
+    pricing failed comes back with that error, unsent.
     """
     send, receive = anyio.create_memory_object_stream[BatchItem]()
     feed = _Feed()
     scope = anyio.CancelScope()
-    tg.start_soon(_produce, submit, params, window, send, feed, scope)
+    gate = _Gate(budget, endpoint) if budget is not None else None
+    tg.start_soon(_produce, submit, params, window, send, feed, scope, gate)
     try:
         async with receive:
             async for item in receive:
@@ -99,6 +109,7 @@ async def _produce(
     send: anyio.abc.ObjectSendStream[BatchItem],
     feed: _Feed,
     scope: anyio.CancelScope,
+    gate: _Gate | None = None,
 ) -> None:
     with scope:
         async with send, anyio.create_task_group() as tg:
@@ -107,10 +118,52 @@ async def _produce(
                 index = 0
                 async for item in _aiter(params):
                     await window.acquire()
-                    tg.start_soon(_item, submit, index, item, send, window)
+                    refusal = await gate.admit(item) if gate is not None else None
+                    if refusal is not None:
+                        tg.start_soon(_unsent, index, item, refusal, send, window)
+                        if gate is not None and gate.closed:
+                            break
+                    else:
+                        tg.start_soon(_item, submit, index, item, send, window, gate)
                     index += 1
             except Exception as exc:  # the caller's iterator failed: hand it back
                 feed.error = exc
+
+
+@attrs.define(eq=False)
+class _Gate:
+    """A `CostBudget` for one endpoint, as the producer asks it."""
+
+    budget: CostBudget
+    endpoint: str
+    closed: bool = False
+
+    async def admit(self, params: Mapping[str, Any]) -> Exception | None:
+        """None when the item may be submitted, else why not (and maybe the budget closed)."""
+        try:
+            if await self.budget.reserve(self.endpoint, params):
+                return None
+        except Exception as exc:  # this item could not be priced: it alone fails
+            return exc
+        self.closed = True
+        return self.budget.exceeded()
+
+    def release(self, params: Mapping[str, Any]) -> None:
+        self.budget.release(self.endpoint, params)
+
+
+async def _unsent(
+    index: int,
+    params: Mapping[str, Any],
+    error: Exception,
+    send: anyio.abc.ObjectSendStream[BatchItem],
+    window: anyio.Semaphore,
+) -> None:
+    try:
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await send.send(BatchItem(index, params, error=error))
+    finally:
+        window.release()
 
 
 async def _item(
@@ -119,16 +172,25 @@ async def _item(
     params: Mapping[str, Any],
     send: anyio.abc.ObjectSendStream[BatchItem],
     window: anyio.Semaphore,
+    gate: _Gate | None = None,
 ) -> None:
     task_id: str | None = None
     try:
         try:
             job = await submit(index, params)
-            if job is None:
+            if job is None:  # done in an earlier run
+                if gate is not None:
+                    gate.release(params)
                 return
             task_id = job.task_id
             item = BatchItem(index, params, result=await job.wait(), task_id=task_id)
         except Exception as exc:
+            if (
+                gate is not None
+                and task_id is None
+                and not isinstance(exc, SubmitOutcomeUnknownError)
+            ):
+                gate.release(params)  # refused before acceptance: nothing was spent
             item = BatchItem(index, params, error=exc, task_id=task_id)
         # If the consumer stopped iterating, nobody wants the item.
         with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):

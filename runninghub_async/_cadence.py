@@ -383,7 +383,8 @@ class DurationModel:
         base = self._survival[-1] if self._times else 1.0
         horizon = self._times[-1] if self._times else 0.0
         tail = min(max(target / base * self._ln_sf(horizon), 1e-300), 1 - 1e-16)
-        return max(horizon, math.exp(self._mu + self._spread * _NORMAL.inv_cdf(1 - tail)))
+        quantile = min(max(1 - tail, 1e-16), 1 - 1e-16)  # inv_cdf refuses 0 and 1
+        return max(horizon, math.exp(self._mu + self._spread * _NORMAL.inv_cdf(quantile)))
 
 
 def _log_bin(age: float) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import hmac
 import logging
 import os
@@ -17,6 +18,7 @@ import pathlib
 import random
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Any, BinaryIO, Literal
 
 import anyio
@@ -37,7 +39,13 @@ from ._config import (
     Timeouts,
     build_config,
 )
-from ._errors import ClientClosedError, ProtocolError, SubmitOutcomeUnknownError
+from ._errors import (
+    ClientClosedError,
+    ProtocolError,
+    RunningHubError,
+    SubmitOutcomeUnknownError,
+)
+from ._extras import ApiExtras
 from ._helpers import ImageHelpers
 from ._job import Job
 from ._journal import Journal, JournalEntry
@@ -52,8 +60,9 @@ from ._models import (
     TaskSnapshot,
     UploadedFile,
 )
-from ._poller import Poller, PollerStatistics
+from ._poller import Poller, PollerStatistics, Tracked
 from ._prepare import Preparer, Request, endpoint_path
+from ._pricing import CostBudget
 from ._specs import ParamSpec
 from ._submit import Submitter
 from ._transport import Transport
@@ -84,6 +93,7 @@ class ClientStatistics:
         submits_accepted: submits RunningHub accepted.
         requests_sent: HTTP requests to the API host, of every kind.
         orphaned: task ids accepted after their submitter was cancelled (followed anyway).
+        cost: what the jobs that succeeded cost, by RunningHub's ``usage`` (money).
     """
 
     outstanding: int
@@ -93,6 +103,7 @@ class ClientStatistics:
     submits_accepted: int
     requests_sent: int
     orphaned: tuple[str, ...] = ()
+    cost: Decimal = Decimal(0)
 
 
 @attrs.define
@@ -107,7 +118,7 @@ class _Open:
     writer: JournalWriter
 
 
-class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
+class RunningHub(ImageHelpers, ApiExtras, anyio.AsyncContextManagerMixin):
     """An asyncio client for RunningHub: submit jobs, and await their results.
 
     Use it as an async context manager; it does I/O only inside ``async with``::
@@ -206,6 +217,7 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
             models, validate=self._config.validate, webhook_url=self._config.webhook_url
         )
         self._journal = journal
+        self._cost = Decimal(0)
         self._rng = random.Random(seed)
         self._state = _State.UNOPENED
         self._live: _Open | None = None
@@ -243,7 +255,7 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
                     job_timeout=config.job_timeout,
                     remote_cancel=api.cancel,
                     slot_demand=self._limiter.slot_demand,
-                    on_finished=writer.finished,
+                    on_finished=functools.partial(self._finished, writer),
                     rng=self._rng,
                 )
                 tg = anyio.create_task_group()
@@ -284,6 +296,13 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         # reaches the caller as itself, never inside an ExceptionGroup.  (Not under
         # a new shield: the group's own scope must be the innermost one it leaves.)
         await live.tg.__aexit__(None, None, None)
+
+    def _finished(
+        self, writer: JournalWriter, tracked: Tracked, outcome: JobResult | RunningHubError
+    ) -> None:
+        if isinstance(outcome, JobResult) and outcome.usage is not None:
+            self._cost += outcome.usage.consume_money or 0
+        writer.finished(tracked, outcome)
 
     def _open(self) -> _Open:
         if self._state is not _State.OPEN or self._live is None:
@@ -450,6 +469,7 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         journal: Journal | None = None,
         key: Callable[[Mapping[str, Any]], str] | None = None,
         resubmit_unknown: bool = False,
+        max_cost: Decimal | float | str | None = None,
     ) -> AsyncGenerator[BatchItem, None]:
         """Run one job per params, yielding each as it ends, in completion order.
 
@@ -467,6 +487,11 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
         yields an item whose submit had an unknown outcome with a
         `SubmitOutcomeUnknownError`, unless *resubmit_unknown*.
 
+        With *max_cost* (in the account's currency), each item is priced first
+        (``price()``, cached per distinct params) and the first item that would
+        pass the budget comes back with a `BudgetExceededError`: nothing after it
+        is submitted.
+
         Raises:
             ClientClosedError: the client is not open.
             TypeError: *params* is not an iterable.
@@ -475,12 +500,12 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
                 already running have been handed back.
         """
         live = self._open()
-        endpoint_path(self._prepare.catalog, endpoint)
         size = window if window is not None else self._limiter.statistics().max_in_flight
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"window must be a positive int, got {window!r}")
         items = _batch.check_params(params)
         journal = journal if journal is not None else self._journal
+        budget = CostBudget(self.price, max_cost) if max_cost is not None else None
 
         async def one(index: int, item: Mapping[str, Any]) -> Job | None:
             if journal is None:
@@ -501,7 +526,9 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
             body = await prep.localise(spec, item, self._upload_media)
             return await self._send(live, prep.finish(path, body, item, None), journal, name)
 
-        async for result in _batch.run_batch(live.tg, one, items, size):
+        path = endpoint_path(self._prepare.catalog, endpoint)
+        batch = _batch.run_batch(live.tg, one, items, size, budget=budget, endpoint=path)
+        async for result in batch:
             yield result
 
     async def recover(self) -> list[Job]:
@@ -652,6 +679,7 @@ class RunningHub(ImageHelpers, anyio.AsyncContextManagerMixin):
             submits_accepted=live.submitter.accepted if live else 0,
             requests_sent=live.transport.requests_sent if live else 0,
             orphaned=tuple(live.submitter.orphaned) if live else (),
+            cost=self._cost,
         )
 
     def __repr__(self) -> str:

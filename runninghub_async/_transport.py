@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import random
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -298,6 +299,34 @@ class Transport:
                 await anyio.sleep(delay)
 
     # -- files ---------------------------------------------------------------------
+
+    async def put_file(
+        self,
+        url: str,
+        chunks: Callable[[], AsyncIterator[bytes]],
+        size: int,
+        *,
+        content_type: str = "application/octet-stream",
+    ) -> None:
+        """PUT a file to a pre-signed URL on the session that carries no key.
+
+        Not redirected; bounded by ``Timeouts.download_total``.
+
+        Raises:
+            APIError: the host answered with an HTTP error.
+            TransportError: no usable answer.
+        """
+        what = "file upload"
+        headers = {"Content-Type": content_type, "Content-Length": str(size)}
+        with _mapped(what, self.redact):
+            with anyio.fail_after(self._timeouts.download_total or math.inf):
+                async with self._files.put(
+                    url, data=chunks(), headers=headers, allow_redirects=False
+                ) as response:
+                    await response.read()
+                    if response.status >= 300:
+                        reason = self.redact(response.reason or "")
+                        raise http_error(response.status, reason, endpoint=what)
 
     @contextlib.asynccontextmanager
     async def stream(self, url: str) -> AsyncIterator[FileStream]:

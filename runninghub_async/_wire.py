@@ -26,6 +26,14 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from ._extras_models import (
+    ApiKeyInfo,
+    LoraGrant,
+    Price,
+    Resource,
+    ResourcePage,
+    WebhookDetail,
+)
 from ._models import (
     AccountStatus,
     FailedReason,
@@ -239,4 +247,124 @@ def make_converter() -> cattrs.Converter:
     }
     counts["api_key_type"] = override(rename="apiKeyType", struct_hook=_text)
     _register(conv, QueueStatus, counts)
+    _register_extras(conv)
     return conv
+
+
+def _optional_bool(value: Any, _: object = None) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1"):
+        return True
+    if text in ("false", "0"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _bool(value: Any, _: object = None) -> bool:
+    return bool(_optional_bool(value))
+
+
+def _prepare_resource(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = dict(raw)
+    versions = data.get("versions")
+    versions = versions if isinstance(versions, list) else []
+    data["baseModels"] = [
+        v["baseModel"] for v in versions if isinstance(v, Mapping) and v.get("baseModel")
+    ]
+    tags = data.get("tags")
+    tags = tags if isinstance(tags, list) else []
+    data["tags"] = [
+        str(t.get("name")) if isinstance(t, Mapping) else str(t)
+        for t in tags
+        if not isinstance(t, Mapping) or t.get("name")
+    ]
+    data["description"] = data.get("desc") or data.get("description") or ""
+    return data
+
+
+def _register_extras(conv: cattrs.Converter) -> None:
+    """The routes beyond submit and query (``_extras_models``): prices, webhooks, keys..."""
+    _register(
+        conv,
+        Price,
+        {
+            "amount": override(rename="estimatedPrice"),
+            "currency": override(struct_hook=_text),
+            "text": override(rename="priceText", struct_hook=_optional_text),
+            "source": override(omit=True),
+            "endpoint": override(omit=True),
+            "text_en": override(rename="priceTextEn", struct_hook=_optional_text),
+            "free": override(rename="isFreeThisCall", struct_hook=_bool),
+            "free_calls_left": override(
+                rename="remainingFreeLimitCount", struct_hook=_optional_int
+            ),
+        },
+    )
+    _register(
+        conv,
+        WebhookDetail,
+        {
+            "id": override(struct_hook=_text),
+            "task_id": override(rename="taskId", struct_hook=_text),
+            "webhook_url": override(rename="webhookUrl", struct_hook=_text),
+            "event_data": override(rename="eventData", struct_hook=_text),
+            "callback_status": override(rename="callbackStatus", struct_hook=_text),
+            "callback_response": override(rename="callbackResponse", struct_hook=_optional_text),
+            "retry_count": override(rename="retryCount", struct_hook=_int, unstruct_hook=str),
+            "create_time": override(rename="createTime", struct_hook=_optional_text),
+            "update_time": override(rename="updateTime", struct_hook=_optional_text),
+        },
+    )
+    _register(
+        conv,
+        ApiKeyInfo,
+        {
+            "key": override(struct_hook=_text),
+            "name": override(rename="apiKeyName", struct_hook=_text),
+            "status": override(struct_hook=_optional_int),
+            "visible": override(struct_hook=_optional_bool),
+            "expire_at": override(rename="expireAt", struct_hook=_optional_text),
+            "expire_in_minute": override(rename="expireInMinute", struct_hook=_optional_int),
+            "created_at": override(rename="createdAt", struct_hook=_optional_text),
+        },
+    )
+    _register(
+        conv,
+        Resource,
+        {
+            "id": override(struct_hook=_text),
+            "name": override(rename="resourceName", struct_hook=_text),
+            "type": override(rename="resourceType", struct_hook=_text),
+            "create_time": override(rename="createTime", struct_hook=_optional_text),
+            "description": override(struct_hook=_text),
+            "node_model_name": override(rename="nodeModelName", struct_hook=_text),
+        },
+        _prepare_resource,
+    )
+
+    def records(value: Any, _: object) -> tuple[Resource, ...]:
+        if value is None:
+            return ()
+        return tuple(conv.structure(item, Resource) for item in value)
+
+    _register(
+        conv,
+        ResourcePage,
+        {
+            "records": override(struct_hook=records),
+            "page": override(rename="current", struct_hook=_int),
+            "page_size": override(rename="size", struct_hook=_int),
+            "total": override(struct_hook=_int),
+            "pages": override(struct_hook=_int),
+            "has_next": override(rename="hasNext", struct_hook=_bool),
+        },
+    )
+    _register(
+        conv,
+        LoraGrant,
+        {"url": override(struct_hook=_text), "file_name": override(rename="fileName")},
+    )

@@ -38,6 +38,7 @@ from collections.abc import (
 )
 from concurrent.futures import CancelledError as FutureCancelledError
 from concurrent.futures import Future
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, BinaryIO, TypeVar
 
@@ -61,6 +62,7 @@ from ._models import (
     TaskStatus,
     UploadedFile,
 )
+from ._sync_extras import SyncExtras
 
 __all__ = ["Job", "RunningHub"]
 
@@ -98,7 +100,7 @@ def _stop_portal(portal: BlockingPortal) -> None:
         portal.call(portal.stop, True)
 
 
-class RunningHub:
+class RunningHub(SyncExtras):
     """The blocking ``runninghub_async.RunningHub``: same methods, same errors, same limits.
 
     Construct it with exactly the keyword arguments of the async client (they are
@@ -233,6 +235,9 @@ class RunningHub:
             raise
         return self._wait(future)
 
+    def _job(self, job: AsyncJob) -> Job:
+        return Job(job, self)
+
     def _call_sync(self, fn: Callable[[], _T]) -> _T:
         """Run ``fn()`` on the client's loop (its state belongs to that thread)."""
 
@@ -295,6 +300,7 @@ class RunningHub:
         journal: Journal | None = None,
         key: Callable[[Mapping[str, Any]], str] | None = None,
         resubmit_unknown: bool = False,
+        max_cost: Decimal | float | str | None = None,
     ) -> Generator[BatchItem, None, None]:
         """Run one job per params, yielding each as it ends; see ``RunningHub.run_many``.
 
@@ -310,6 +316,7 @@ class RunningHub:
                 journal=journal,
                 key=key,
                 resubmit_unknown=resubmit_unknown,
+                max_cost=max_cost,
             )
         )
 

@@ -12,17 +12,29 @@ import functools
 import os
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Literal
 
 import anyio
 
-from .. import RunningHubError, __version__, _catalog
+from .. import AuthenticationError, InvalidParametersError, RunningHubError, __version__, _catalog
 from .._images import is_image_url
 from ._backend import ClientOptions, MissingKeyError, Target, resolve_target
 from ._batch import BatchRequest, run_batch
 from ._commands import GenerateRequest, image_inputs, run_account, run_generate, run_status
 from ._demo import DemoRequest, run_demo
-from ._inputs import RequestBuilder
+from ._inputs import RequestBuilder, endpoint_of
 from ._models import run_models
+from ._run import (
+    JobRequest,
+    check_inputs,
+    check_model,
+    parse_input,
+    parse_param,
+    run_download,
+    run_job,
+    run_price,
+)
 from ._stop import Interrupted, Stop, can_watch_signals, watch_signals
 
 __all__ = ["build_parser", "main"]
@@ -63,6 +75,24 @@ def _in_flight(text: str) -> int | str:
         ) from None
 
 
+def _cost(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"expected an amount >= 0, got {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"expected an amount >= 0, got {text!r}")
+    return value
+
+
+def _param(text: str) -> tuple[str, object]:
+    return parse_param(text)
+
+
+def _input(text: str) -> tuple[str, object]:
+    return parse_input(text)
+
+
 def _task_id(text: str) -> str:
     value = text.strip()
     if not value.isdigit():
@@ -70,15 +100,26 @@ def _task_id(text: str) -> str:
     return value
 
 
-def _add_image_options(parser: argparse.ArgumentParser) -> None:
+def _add_image_options(parser: argparse.ArgumentParser, *, any_model: bool = False) -> None:
     models = list(_catalog.MODELS)
-    parser.add_argument(
-        "--model",
-        choices=models,
-        default=_catalog.DEFAULT_MODEL,
-        metavar="M",
-        help=f"one of: {', '.join(models)} (default: %(default)s)",
-    )
+    if any_model:
+        parser.add_argument(
+            "--model",
+            default=_catalog.DEFAULT_MODEL,
+            metavar="M",
+            help=(
+                f"any model ('runninghub-async models'), or one of {', '.join(models)}, "
+                "which edit when a line has imageUrls (default: %(default)s)"
+            ),
+        )
+    else:
+        parser.add_argument(
+            "--model",
+            choices=models,
+            default=_catalog.DEFAULT_MODEL,
+            metavar="M",
+            help=f"one of: {', '.join(models)} (default: %(default)s)",
+        )
     parser.add_argument("--aspect-ratio", metavar="R", help="e.g. 16:9 (default: the model's own)")
     parser.add_argument(
         "--resolution", metavar="S", help="1k, 2k or 4k; ultra: 4k or 8k (default: the model's)"
@@ -183,7 +224,17 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         metavar="DIR",
         help="where the files, the journal and failures.jsonl go",
     )
-    _add_image_options(batch)
+    _add_image_options(batch, any_model=True)
+    batch.add_argument(
+        "--max-cost",
+        type=_cost,
+        default=None,
+        metavar="AMOUNT",
+        help=(
+            "stop submitting before the batch's estimated cost would pass AMOUNT "
+            "(in the account's currency; each item is priced first)"
+        ),
+    )
     batch.add_argument(
         "--max-in-flight",
         type=_in_flight,
@@ -209,6 +260,50 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         help="submit again items whose task failed on RunningHub in an earlier run",
     )
 
+    run = commands.add_parser(
+        "run",
+        parents=[common],
+        help="one job of any model: --param NAME=VALUE ...",
+        description=(
+            "Run one job of any catalogued model and wait for it. --param values are JSON "
+            "when they parse as JSON (n=2, flag=true), else strings (prompt=a red fox). "
+            "Checked against the model's schema before anything is sent."
+        ),
+    )
+    run.add_argument("model", metavar="MODEL", help="a model path or name")
+    _add_job_options(run, "--param", _param, "NAME=VALUE", "a body parameter")
+    run.add_argument(
+        "--image",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="PATH_OR_URL",
+        help="input image(s) for the model's image parameter (local files are uploaded)",
+    )
+    for kind, what in (("app", "an AI app"), ("workflow", "a ComfyUI workflow")):
+        runner = commands.add_parser(
+            kind,
+            parents=[common],
+            help=f"run {what}: --input NODE.FIELD=VALUE ...",
+            description=(
+                f"Run {what} by id and wait for it. VALUE is a string; @PATH names a local "
+                "file to upload (its upload's fileName is sent); @@ starts a literal @."
+            ),
+        )
+        runner.add_argument("run_id", metavar="ID")
+        _add_job_options(runner, "--input", _input, "NODE.FIELD=VALUE", "a node input")
+    download = commands.add_parser(
+        "download", parents=[common], help="wait for a task by id and download its files"
+    )
+    download.add_argument("task_id", type=_task_id, metavar="TASK_ID")
+    download.add_argument("-o", "--output", required=True, metavar="DIR", help="where files go")
+    price = commands.add_parser(
+        "price", parents=[common], help="what one job of a model would cost (nothing is spent)"
+    )
+    price.add_argument("model", metavar="MODEL", help="a model path or name")
+    price.add_argument(
+        "--param", dest="params", action="append", type=_param, default=[], metavar="NAME=VALUE"
+    )
     status = commands.add_parser("status", parents=[common], help="one task's state")
     status.add_argument("task_id", type=_task_id, metavar="TASK_ID")
     account = commands.add_parser(
@@ -225,6 +320,11 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     )
     models.add_argument("words", nargs="*", metavar="TEXT")
     subparsers = {
+        "run": run,
+        "app": commands.choices["app"],
+        "workflow": commands.choices["workflow"],
+        "download": download,
+        "price": price,
         "models": models,
         "demo": demo,
         "generate": generate,
@@ -235,10 +335,35 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     return parser, subparsers
 
 
+def _add_job_options(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    kind: Callable[[str], tuple[str, object]],
+    metavar: str,
+    what: str,
+) -> None:
+    parser.add_argument(
+        flag,
+        dest="values",
+        action="append",
+        type=kind,
+        default=[],
+        metavar=metavar,
+        help=f"{what} (repeat it)",
+    )
+    parser.add_argument(
+        "-o", "--output", metavar="DIR", help="download the files here (default: print the URLs)"
+    )
+
+
 def _check_image_options(
     parser: argparse.ArgumentParser, args: argparse.Namespace, *, edit: bool
 ) -> None:
-    path = _catalog.MODELS[args.model][1 if edit else 0]
+    path = endpoint_of(args.model, edit=edit)
+    if path is None:
+        near = _catalog.default_catalog().closest(str(args.model), 3)
+        hint = f"; did you mean: {', '.join(near)}?" if near else ""
+        parser.error(f"argument --model: unknown model {args.model!r}{hint}")
     spec = _catalog.lookup(path)
     if spec is None:  # pragma: no cover - every model's endpoints are catalogued
         return
@@ -290,6 +415,19 @@ def _prepare(
     parser = parsers[args.command]
     if args.command == "models":
         return functools.partial(run_models, args.words)
+    job: JobRequest | None = None
+    try:
+        if args.command in ("run", "price"):
+            pairs = args.values if args.command == "run" else args.params
+            images = args.image if args.command == "run" else []
+            endpoint, body = check_model(args.model, pairs, images)
+            job = JobRequest(endpoint=endpoint, params=body, output=getattr(args, "output", None))
+        elif args.command in ("app", "workflow"):
+            kind: Literal["ai-app", "workflow"] = "ai-app" if args.command == "app" else "workflow"
+            endpoint = check_inputs(kind, args.run_id, args.values)
+            job = JobRequest(endpoint=endpoint, inputs=dict(args.values), output=args.output)
+    except ValueError as exc:  # InvalidParametersError is one too
+        parser.error(str(exc))
     if args.command == "generate":
         _check_image_options(parser, args, edit=bool(args.image))
         for value in args.image:
@@ -322,12 +460,19 @@ def _prepare(
                 model=args.model, aspect_ratio=args.aspect_ratio, resolution=args.resolution
             ),
             options=ClientOptions(max_in_flight=args.max_in_flight, requests_per_second=args.rps),
+            max_cost=args.max_cost,
             resubmit_unknown=args.resubmit_unknown,
             retry_failed=args.retry_failed,
         )
         return functools.partial(run_batch, target, batch)
     if args.command == "status":
         return functools.partial(run_status, target, args.task_id)
+    if args.command == "download":
+        return functools.partial(run_download, target, args.task_id, args.output)
+    if job is not None and args.command == "price":
+        return functools.partial(run_price, target, job.endpoint, job.params)
+    if job is not None:
+        return functools.partial(run_job, target, job)
     return functools.partial(run_account, target)
 
 
@@ -355,21 +500,36 @@ def _reportable(exc: BaseException) -> BaseException | None:
         leaves = [_reportable(e) for e in exc.exceptions]
         known = [leaf for leaf in leaves if leaf is not None]
         return known[0] if known and len(known) == len(leaves) else None
-    if isinstance(exc, Interrupted | RunningHubError | OSError | ValueError | MissingKeyError):
+    if isinstance(
+        exc, Interrupted | RunningHubError | OSError | ValueError | LookupError | MissingKeyError
+    ):
         return exc
     return None
 
 
 def _error_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, AuthenticationError):
+        text = f"RunningHub refused the API key (check RUNNINGHUB_API_KEY): {text}"
     return "error: " + " ".join(text.split())
+
+
+def _status_of(exc: BaseException, command: str | None) -> int:
+    """2 for a request found bad before it was sent (like argparse's bad arguments), else 1.
+
+    ``models show NAME`` is a lookup, not a request: an unknown name there is 1.
+    """
+    local = isinstance(exc, InvalidParametersError) and exc.code == "local"
+    return 2 if local and command != "models" else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``runninghub-async`` with *argv* (default ``sys.argv[1:]``); the exit status."""
     parser, subparsers = _parsers()
+    name: str | None = None
     try:
         args = parser.parse_args(argv)
+        name = args.command
         command = _prepare(subparsers, args, os.environ)
         return anyio.run(_run, command)
     except SystemExit as exc:  # argparse: --help, --version, bad arguments
@@ -388,4 +548,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(str(leaf), file=sys.stderr)
             return leaf.status
         print(_error_line(leaf), file=sys.stderr)
-        return 1
+        return _status_of(leaf, name)

@@ -8,17 +8,23 @@ Beside the images, the output directory holds:
 * ``failures.jsonl``: one object per failed item (index, line, params, task id,
   error type and message), rewritten at the end of every run; removed when a run
   has no failures.
+* ``manifest.jsonl``: one object per item this run saw, in input order:
+  ``{"index", "line", "task_id", "status", "files"}`` (and ``"error"``), where
+  status is ``done`` (its files are there), ``failed`` or ``not_run`` (kept back
+  by ``--max-cost``); it maps each line of FILE to its task and files.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
 
 import anyio
 import attrs
 
+from .. import CostBudget
 from ._backend import ClientOptions, Target, open_session
 from ._engine import Engine, Failure, list_outputs
 from ._inputs import RequestBuilder, count_items, read_items
@@ -27,10 +33,11 @@ from ._progress import Tracker, make_display, rich_console, show_while
 from ._stop import Interrupted, Stop
 from ._summary import print_summary, summarize
 
-__all__ = ["FAILURES_NAME", "JOURNAL_NAME", "BatchRequest", "run_batch"]
+__all__ = ["FAILURES_NAME", "JOURNAL_NAME", "MANIFEST_NAME", "BatchRequest", "run_batch"]
 
 JOURNAL_NAME = ".runninghub-journal.jsonl"
 FAILURES_NAME = "failures.jsonl"
+MANIFEST_NAME = "manifest.jsonl"
 
 
 class EmptyInputError(ValueError):
@@ -45,6 +52,7 @@ class BatchRequest:
     output: str
     builder: RequestBuilder
     options: ClientOptions
+    max_cost: Decimal | None = None
     resubmit_unknown: bool = False
     retry_failed: bool = False
 
@@ -81,6 +89,17 @@ async def write_failures(out_dir: anyio.Path, failures: Sequence[Failure]) -> an
     return path
 
 
+async def write_manifest(out_dir: anyio.Path, outcomes: Mapping[int, Mapping[str, object]]) -> None:
+    """Write ``manifest.jsonl``: each item's line, task id, status and files, by index."""
+    text = "".join(
+        json.dumps(outcomes[index], ensure_ascii=False, default=str) + "\n"
+        for index in sorted(outcomes)
+    )
+    part = out_dir / (MANIFEST_NAME + ".part")
+    await part.write_text(text, encoding="utf-8")
+    await part.replace(out_dir / MANIFEST_NAME)
+
+
 async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
     """Run the batch; 0 when every item is done, 1 when any failed.
 
@@ -88,30 +107,38 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
         Interrupted: the user stopped it (after it saved what it knew).
         JournalLockedError: another batch writes to the same directory.
         OSError, ValueError: the file cannot be read, the output cannot be written.
-        RunningHubError: the client could not open.
+        RunningHubError: the client could not open, or the key was refused.
     """
     total, fmt = await count_items(request.file)
     if total == 0:
         raise EmptyInputError(f"{request.file} holds no prompts (every line is blank)")
     out_dir = anyio.Path(request.output)
-    await out_dir.mkdir(parents=True, exist_ok=True)
     console = rich_console()
-    async with await FileJournal.open(out_dir / JOURNAL_NAME) as journal:
-        resume = _resume_line(list(journal.states.values()))
-        if resume:
-            print(resume, flush=True)
-        on_disk = await anyio.to_thread.run_sync(list_outputs, os.fspath(out_dir))
-        async with open_session(target, request.options) as session:
-            client = session.client
+    async with open_session(target, request.options) as session:
+        client = session.client
+        if request.options.max_in_flight != "auto":
+            # "auto" asked already; either way a bad key stops here, before the
+            # output directory or its journal exist.
+            await client.queue_status()
+        await out_dir.mkdir(parents=True, exist_ok=True)
+        async with await FileJournal.open(out_dir / JOURNAL_NAME) as journal:
+            resume = _resume_line(list(journal.states.values()))
+            if resume:
+                print(resume, flush=True)
+            on_disk = await anyio.to_thread.run_sync(list_outputs, os.fspath(out_dir))
             window = client.statistics().limiter.max_in_flight
             noun = "item" if total == 1 else "items"
+            budget_note = f", at most {request.max_cost}" if request.max_cost is not None else ""
             print(
                 f"batch: {total} {noun} from {request.file} on {target.where}, "
-                f"{window} at a time; files go to {request.output}",
+                f"{window} at a time{budget_note}; files go to {request.output}",
                 flush=True,
             )
             tracker = Tracker(total)
             display = make_display(tracker, label="batch", console=console)
+            budget = (
+                CostBudget(client.price, request.max_cost) if request.max_cost is not None else None
+            )
             engine = Engine(
                 client,
                 journal,
@@ -123,13 +150,15 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
                 on_disk=on_disk,
                 resubmit_unknown=request.resubmit_unknown,
                 retry_failed=request.retry_failed,
+                budget=budget,
             )
             items = read_items(request.file, fmt, request.builder)
             await show_while(display, lambda: engine.run(items))
             wall = tracker.elapsed()
             stats = client.statistics()
-        pending = await journal.resumable()
+            pending = await journal.resumable()
     failures_path = await write_failures(out_dir, engine.failures)
+    await write_manifest(out_dir, engine.outcomes)
     print_summary(
         summarize(engine=engine, tracker=tracker, stats=stats, wall=wall),
         title="summary",
@@ -159,6 +188,12 @@ def _explain_failures(failures: Sequence[Failure], path: anyio.Path) -> None:
             f"{len(unknown)} of them (lines {lines}{more}) may have been accepted by a submit "
             "that never answered; they were not sent again. Check your tasks on RunningHub, "
             "then re-run with --resubmit-unknown to send them anyway."
+        )
+    budget = [f for f in failures if f.error_type == "BudgetExceededError"]
+    if budget:
+        print(
+            f"{len(budget)} of them were not submitted: they would have passed --max-cost "
+            "(re-run with a larger budget to run them; nothing is paid twice)"
         )
     earlier = [f for f in failures if f.earlier and not f.outcome_unknown]
     if earlier:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import anyio
 import attrs
 
-from .. import Job, JobResult, RunningHub, TaskSnapshot
+from .. import Job, JobResult, RunningHub, TaskSnapshot, TaskStatus
 from .._images import is_image_url
 from ._backend import ClientOptions, Target, open_session
 from ._stop import Interrupted, Stop, unless_stopped
@@ -105,9 +105,11 @@ def describe_snapshot(snapshot: TaskSnapshot) -> list[str]:
     if snapshot.error_code or snapshot.error_message:
         lines.append(f"  error {snapshot.error_code or '?'}: {snapshot.error_message}")
     reason = snapshot.failed_reason
-    if reason is not None and (reason.exception_message or reason.node_name):
+    detail = reason.exception_message or reason.exception_type if reason is not None else None
+    # The reason once: a failedReason that repeats the error message adds only its node.
+    if reason is not None and detail and detail.strip() not in snapshot.error_message:
         where = f" in node {reason.node_name or reason.node_id}" if reason.node_id else ""
-        lines.append(f"  failed{where}: {reason.exception_message or reason.exception_type}")
+        lines.append(f"  failed{where}: {detail}")
     for n, output in enumerate(snapshot.outputs):
         shown = output.url or output.text or "(empty)"
         kind = f" ({output.output_type})" if output.output_type else ""
@@ -127,7 +129,7 @@ def describe_snapshot(snapshot: TaskSnapshot) -> list[str]:
 
 
 async def run_status(target: Target, task_id: str, stop: Stop) -> int:
-    """Print one task's state (one query, no waiting).
+    """Print one task's state (one query, no waiting); 1 when it FAILED or was cancelled.
 
     Raises:
         TaskNotFoundError: RunningHub does not know the task.
@@ -138,7 +140,7 @@ async def run_status(target: Target, task_id: str, stop: Stop) -> int:
         snapshot = await unless_stopped(stop.requested, lambda: client.query(task_id))
     for line in describe_snapshot(snapshot):
         print(line)
-    return 0
+    return 1 if snapshot.status in (TaskStatus.FAILED, TaskStatus.CANCEL) else 0
 
 
 async def run_account(target: Target, stop: Stop) -> int:
@@ -154,8 +156,11 @@ async def run_account(target: Target, stop: Stop) -> int:
     money = "?" if account.remain_money is None else str(account.remain_money)
     currency = f" {account.currency}" if account.currency else ""
     coins = "?" if account.remain_coins is None else str(account.remain_coins)
+    key_type = account.api_type or queue.api_key_type
+    if queue.api_key_type and queue.api_key_type != key_type:
+        key_type += f" (queue status says {queue.api_key_type})"
     rows = [
-        ("key type", f"{account.api_type} ({queue.api_key_type})"),
+        ("key type", key_type),
         ("balance", f"{money}{currency}, {coins} coins"),
         ("tasks now", f"{queue.running_count} running, {queue.queued_count} queued"),
         ("concurrency limit", str(queue.concurrent_limit)),

@@ -22,12 +22,13 @@ import enum
 import os
 import re
 from collections.abc import AsyncGenerator, Callable, Mapping
+from decimal import Decimal
 
 import anyio
 import anyio.lowlevel
 import attrs
 
-from .. import Job, RunningHub, RunningHubError
+from .. import CostBudget, Job, RunningHub, RunningHubError
 from ._inputs import Item
 from ._journal import ItemState, Journal, JournalEvent, Phase
 from ._progress import Tracker
@@ -42,6 +43,8 @@ _OUTPUT_NAME = re.compile(r"^(\d+)_\d+(?:-\d+)?\.[A-Za-z0-9]+$")
 NOT_SENT = "NotSentError"
 """The error type journaled for a submit stopped while provably still waiting for a slot."""
 _NOT_SENT_MESSAGE = "stopped by the user while waiting for a free slot; it was never sent"
+
+_BUDGET = "BudgetExceededError"
 
 # What a failed item may fail with without stopping the batch.
 _ITEM_ERRORS = (RunningHubError, OSError, ValueError, TypeError)
@@ -150,6 +153,8 @@ class Engine:
         resubmit_unknown: see `plan`.
         retry_failed: see `plan`.
         grace: seconds submits under way may take to finish after the first Ctrl-C.
+        budget: prices each item before its submit; once an item would pass the
+            budget, it and every later item are not submitted (``max_cost``).
     """
 
     def __init__(
@@ -166,6 +171,7 @@ class Engine:
         resubmit_unknown: bool = False,
         retry_failed: bool = False,
         grace: float = 10.0,
+        budget: CostBudget | None = None,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window!r}")
@@ -192,6 +198,11 @@ class Engine:
         """Submits RunningHub accepted in this run."""
         self.attached = 0
         """Tasks of an earlier run attached to."""
+        self.budget = budget
+        self.cost = Decimal(0)
+        """What the tasks that ended in this run cost, as RunningHub reports it."""
+        self.outcomes: dict[int, dict[str, object]] = {}
+        """Each item's line, task id, status and files, by index (the manifest)."""
 
     async def run(self, items: AsyncGenerator[Item, None]) -> None:
         """Run every item of *items*; return when all are finished or the user stopped.
@@ -257,6 +268,27 @@ class Engine:
             item=item, task_id=task_id, error_type=error_type, message=message, earlier=earlier
         )
         self.failures.append(failure)
+        status = "not_run" if error_type == _BUDGET else "failed"
+        self._outcome(item, status, task_id, error=f"{error_type}: {message}")
+
+    def _outcome(
+        self,
+        item: Item,
+        status: str,
+        task_id: str | None,
+        files: tuple[str, ...] = (),
+        error: str | None = None,
+    ) -> None:
+        record: dict[str, object] = {
+            "index": item.index,
+            "line": item.line,
+            "task_id": task_id,
+            "status": status,
+            "files": list(files),
+        }
+        if error is not None:
+            record["error"] = error
+        self.outcomes[item.index] = record
 
     async def _item(self, item: Item) -> None:
         tracker = self._tracker
@@ -273,9 +305,10 @@ class Engine:
         )
         if action is Action.SKIP:
             assert state is not None
+            files = state.files or self._on_disk.get(state.task_id or "", ())
             if state.phase is not Phase.DONE:  # the files are there; the record was not
-                files = self._on_disk.get(state.task_id or "", ())
                 await self._record(item, Phase.DONE, task_id=state.task_id, files=files)
+            self._outcome(item, "done", state.task_id, files)
             tracker.skip()
             return
         if action is Action.REPORT:
@@ -300,19 +333,25 @@ class Engine:
         tracker.start()
         accepted_at = anyio.current_time()
         try:
-            result = await job.wait()
+            try:
+                result = await job.wait()
+            finally:
+                tracker.ended()  # its slot is free: it no longer counts as running
             if action is Action.SUBMIT:
                 self.latencies.append(anyio.current_time() - accepted_at)
+            if result.usage is not None and result.usage.consume_money is not None:
+                self.cost += result.usage.consume_money
             paths = await self._client.download(result, self._out_dir)
         except _ITEM_ERRORS as exc:
             await self._record(item, Phase.FAILED, task_id=job.task_id, error=exc)
             self._fail(item, job.task_id, type(exc).__name__, str(exc))
-            tracker.finish(ok=False)
+            tracker.saved(ok=False)
             return
         files = tuple(path.name for path in paths)  # written directly into out_dir
         self.files.extend(files)
         await self._record(item, Phase.DONE, task_id=job.task_id, files=files)
-        tracker.finish(ok=True)
+        self._outcome(item, "done", job.task_id, files)
+        tracker.saved(ok=True)
 
     def _report_earlier(self, item: Item, state: ItemState) -> None:
         if state.outcome_unknown:
@@ -330,6 +369,8 @@ class Engine:
         """Submit *item* with its intent and task id journaled; None if it did not go."""
         # The last point where the first Ctrl-C stops this item before anything is sent.
         await anyio.lowlevel.checkpoint()
+        if self.budget is not None and not await self._within_budget(item):
+            return None
         # Shielded from the first Ctrl-C (see the module docstring); the second one
         # cancels this scope itself.
         with anyio.CancelScope(shield=True) as scope:
@@ -355,6 +396,21 @@ class Engine:
                     item, Phase.FAILED, error_type=NOT_SENT, message=_NOT_SENT_MESSAGE
                 )
         return None
+
+    async def _within_budget(self, item: Item) -> bool:
+        """Whether the budget lets *item* be submitted (if not, it is reported, unsent)."""
+        assert self.budget is not None
+        try:
+            if await self.budget.reserve(item.endpoint, item.params):
+                return True
+        except _ITEM_ERRORS as exc:  # it could not be priced: it alone fails, unsent
+            self._fail(item, None, type(exc).__name__, f"could not be priced: {exc}")
+            self._tracker.finish(ok=False, started=False)
+            return False
+        error = self.budget.exceeded()
+        self._fail(item, None, _BUDGET, str(error))
+        self._tracker.finish(ok=False, started=False)
+        return False
 
     async def _record(
         self,

@@ -20,7 +20,15 @@ import attrs
 
 from .. import _catalog
 
-__all__ = ["Format", "Item", "RequestBuilder", "count_items", "detect_format", "read_items"]
+__all__ = [
+    "Format",
+    "Item",
+    "RequestBuilder",
+    "count_items",
+    "detect_format",
+    "endpoint_of",
+    "read_items",
+]
 
 # Lines handed from the reading thread to the event loop at a time.
 _CHUNK = 64
@@ -64,8 +72,10 @@ class RequestBuilder:
     """Turns one input line into an `Item`: the model's endpoint, CLI defaults, schema defaults.
 
     Attributes:
-        model: the default model (a key of ``_catalog.MODELS``); a JSONL line may
-            name its own with a ``"model"`` key, which is not sent.
+        model: the default model: an image helper's model (a key of
+            ``_catalog.MODELS``: an edit when the line has ``imageUrls``) or any
+            catalogued model's path or name.  A JSONL line may name its own with
+            a ``"model"`` key, which is not sent.
         aspect_ratio: ``aspectRatio`` for lines that do not set one.
         resolution: ``resolution`` for lines that do not set one.
     """
@@ -90,12 +100,15 @@ class RequestBuilder:
         """The item for request *fields* (params, plus an optional ``"model"``)."""
         body = dict(fields)
         model = body.pop("model", self.model)
-        paths = _catalog.MODELS.get(model) if isinstance(model, str) else None
-        if paths is None:
-            known = ", ".join(_catalog.MODELS)
-            problem = f"line {line}: unknown model {model!r}; known models: {known}"
+        endpoint = endpoint_of(model, edit="imageUrls" in body)
+        if endpoint is None:
+            near = _catalog.default_catalog().closest(str(model), 3)
+            hint = f"; did you mean: {', '.join(near)}?" if near else ""
+            problem = (
+                f"line {line}: unknown model {model!r}{hint} "
+                "('runninghub-async models' lists the known models)"
+            )
             return self._broken(index, line, json.dumps(fields, default=str), problem)
-        endpoint = paths[1] if "imageUrls" in body else paths[0]
         spec = _catalog.lookup(endpoint)
         if spec is not None:
             for name, value in (
@@ -115,6 +128,17 @@ class RequestBuilder:
     def _broken(self, index: int, line: int, text: str, problem: str) -> Item:
         key = f"{index}-{_digest({'text': text})}"
         return Item(index=index, line=line, key=key, endpoint="", params={}, problem=problem)
+
+
+def endpoint_of(model: object, *, edit: bool = False) -> str | None:
+    """The endpoint of *model*: an image helper's model name, or any catalogued model."""
+    if not isinstance(model, str):
+        return None
+    paths = _catalog.MODELS.get(model)
+    if paths is not None:
+        return paths[1] if edit else paths[0]
+    spec = _catalog.lookup(model)
+    return spec.path if spec is not None else None
 
 
 def detect_format(path: str | os.PathLike[str], first_line: str | None) -> Format:

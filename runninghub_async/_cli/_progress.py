@@ -57,14 +57,17 @@ def format_seconds(seconds: float) -> str:
 class Tracker:
     """Counts of a batch's items by state, and the rate at which they finish.
 
-    ``queued`` is whatever is neither skipped, running nor finished: items not
-    read yet, waiting for a slot, or being submitted.
+    ``running`` counts tasks that exist on RunningHub and have not ended, so it
+    never exceeds the account's slots; a task that ended moves to ``saving``
+    while its files download.  ``queued`` is whatever is in no other state:
+    items not read yet, waiting for a slot, or being submitted.
     """
 
     def __init__(self, total: int, *, clock: Clock = time.monotonic) -> None:
         self.total = total
         self.skipped = 0
         self.running = 0
+        self.saving = 0
         self.done = 0
         self.failed = 0
         self._clock = clock
@@ -74,7 +77,8 @@ class Tracker:
     @property
     def queued(self) -> int:
         """Items not yet running, finished or skipped."""
-        return max(0, self.total - self.skipped - self.running - self.done - self.failed)
+        busy = self.running + self.saving
+        return max(0, self.total - self.skipped - busy - self.done - self.failed)
 
     @property
     def finished(self) -> int:
@@ -88,6 +92,19 @@ class Tracker:
     def start(self) -> None:
         """An item's task exists on RunningHub now (submitted or attached)."""
         self.running += 1
+
+    def ended(self) -> None:
+        """A running item's task ended on RunningHub; its files are being saved."""
+        self.running -= 1
+        self.saving += 1
+
+    def saved(self, *, ok: bool) -> None:
+        """An item that `ended` is finished."""
+        self.saving -= 1
+        if ok:
+            self.done += 1
+        else:
+            self.failed += 1
 
     def finish(self, *, ok: bool, started: bool = True) -> None:
         """An item ended; *started* is False for items that failed before having a task."""
@@ -131,6 +148,8 @@ class Tracker:
     def stats_text(self) -> str:
         """Everything but the done count: ``failed 0 running 20 queued 60 rate 9.5/s eta 8s``."""
         parts = [f"failed {self.failed}", f"running {self.running}", f"queued {self.queued}"]
+        if self.saving:
+            parts.insert(2, f"saving {self.saving}")
         if self.skipped:
             parts.insert(0, f"skipped {self.skipped}")
         rate, eta = self.rate(), self.eta()

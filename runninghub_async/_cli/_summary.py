@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import attrs
@@ -45,6 +46,9 @@ class Summary:
         p95: the 95th percentile of the same.
         rejections: concurrency and rate rejections the client absorbed.
         files: files written.
+        cost: what the tasks that ended in this run cost, as RunningHub reported it.
+        budget: ``--max-cost``, if given.
+        reserved: the estimated cost of the items submitted under the budget.
     """
 
     jobs: int
@@ -60,6 +64,9 @@ class Summary:
     p95: float | None
     rejections: int
     files: int
+    cost: Decimal | None = None
+    budget: Decimal | None = None
+    reserved: Decimal | None = None
 
     @property
     def queries_per_job(self) -> float | None:
@@ -88,7 +95,14 @@ class Summary:
             ("job latency p50 / p95", latency),
             ("concurrency rejections absorbed", str(self.rejections)),
             ("files written", str(self.files)),
+            ("cost", self._cost_text()),
         ]
+
+    def _cost_text(self) -> str:
+        text = "-" if self.cost is None else str(self.cost)
+        if self.budget is not None:
+            text += f" (estimated {self.reserved or 0} of --max-cost {self.budget})"
+        return text
 
 
 def summarize(*, engine: Engine, tracker: Tracker, stats: ClientStatistics, wall: float) -> Summary:
@@ -107,6 +121,9 @@ def summarize(*, engine: Engine, tracker: Tracker, stats: ClientStatistics, wall
         p95=percentile(engine.latencies, 95),
         rejections=stats.limiter.rejections_absorbed,
         files=len(engine.files),
+        cost=engine.cost,
+        budget=engine.budget.limit if engine.budget is not None else None,
+        reserved=engine.budget.spent if engine.budget is not None else None,
     )
 
 
