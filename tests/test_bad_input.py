@@ -1,0 +1,181 @@
+"""Bad input gets a clear error in the caller's task, before any request, and hurts no one else."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import traceback
+from decimal import Decimal
+from typing import Any
+
+import anyio
+import pytest
+
+from runninghub_async import (
+    AuthenticationError,
+    InvalidParametersError,
+    PollPolicy,
+    RunningHub,
+    TaskFailedError,
+    Timeouts,
+)
+from runninghub_async.testing import FakeRunningHub
+
+from .conftest import ClientFactory
+
+pytestmark = pytest.mark.anyio
+
+T2I = "rhart-image-n-pro/text-to-image"
+GOOD = {"prompt": "a calm lake", "resolution": "1k"}
+RAW = "some/uncatalogued-model"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "params", "error"),
+    [
+        (RAW, {"prompt": {1, 2}}, InvalidParametersError),
+        (RAW, {"prompt": Decimal("1.5")}, InvalidParametersError),
+        (RAW, {"image": pathlib.Path("x.png")}, InvalidParametersError),
+        (RAW, {"strength": math.nan}, InvalidParametersError),
+        (RAW, {"strength": math.inf}, InvalidParametersError),
+        (RAW, {1: "x"}, InvalidParametersError),
+        (None, GOOD, TypeError),
+        (123, GOOD, TypeError),
+        ("../../uc/openapi/accountStatus", GOOD, InvalidParametersError),
+        ("%2e%2e/uc/openapi/accountStatus", GOOD, InvalidParametersError),
+        ("rhart-image-n-pro/text-to-image\r\nX: 1", GOOD, InvalidParametersError),
+        ("https://evil.example/x", GOOD, InvalidParametersError),
+        ("rhart-image-n-pro/text-to-image?x=1", GOOD, InvalidParametersError),
+        (T2I, {"prompt": "x", "aspect_ratio": "16:9"}, InvalidParametersError),
+        (T2I, {"prompt": "x", "aspectRatio": None, "resolution": "9k"}, InvalidParametersError),
+        ("nano-banana-pro/text-to-imag", GOOD, InvalidParametersError),
+        (T2I, ["prompt"], TypeError),
+    ],
+)
+async def test_bad_submits_fail_before_any_request(
+    endpoint: Any,
+    params: Any,
+    error: type[Exception],
+    fake: FakeRunningHub,
+    make_client: ClientFactory,
+) -> None:
+    """Each is refused in the caller's task; the fake sees nothing; the client lives on."""
+    async with make_client(validate=True) as client:
+        before = fake.stats.requests_total
+        with pytest.raises(error):
+            await client.submit(endpoint, params)
+        assert fake.stats.requests_total == before
+        assert (await client.run(T2I, GOOD)).outputs  # the shared client still works
+
+
+async def test_an_unknown_model_names_the_closest_ones(client: RunningHub) -> None:
+    """A typo of a model name says which names are close."""
+    with pytest.raises(InvalidParametersError) as caught:
+        await client.submit("nano-banana-pro/text-to-imag", GOOD)
+    assert caught.value.field == "endpoint"
+    assert "text-to-image" in (caught.value.allowed or "")
+
+
+async def test_one_bad_request_does_not_disturb_other_callers(
+    fake: FakeRunningHub, client: RunningHub
+) -> None:
+    """A web app's bad request body fails alone; concurrent jobs finish; the client closes cleanly."""
+    results: list[object] = []
+
+    async def good(i: int) -> None:
+        results.append(await client.run(T2I, {**GOOD, "prompt": f"good {i}"}))
+
+    async def bad() -> None:
+        with pytest.raises(InvalidParametersError):
+            await client.submit(RAW, {"prompt": {"a", "set"}})
+
+    async with anyio.create_task_group() as tg:
+        for i in range(5):
+            tg.start_soon(good, i)
+        tg.start_soon(bad)
+    assert len(results) == 5
+
+
+async def test_run_many_refuses_a_non_iterable_and_survives_a_bad_item(client: RunningHub) -> None:
+    """run_many(None) is a TypeError at once; one bad item is one failed item."""
+    with pytest.raises(TypeError):
+        async for _ in client.run_many(T2I, None):  # type: ignore[arg-type]
+            pass
+    items = [i async for i in client.run_many(T2I, [GOOD, {"prompt": math.nan}, GOOD])]
+    assert sorted(i.index for i in items) == [0, 1, 2]
+    (bad,) = [i for i in items if not i.ok]
+    assert bad.index == 1
+    assert isinstance(bad.error, InvalidParametersError)
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"api_key": "key-with-newline\n"}, ValueError),
+        ({"api_key": " spaced key"}, ValueError),
+        ({"api_key": "ключ"}, ValueError),
+        ({"api_key": 123}, TypeError),
+        ({"api_key": b"bytes"}, TypeError),
+        ({"api_key": ""}, AuthenticationError),
+        ({"base_url": "http://"}, ValueError),
+        ({"base_url": "http://h:99999"}, ValueError),
+        ({"base_url": "http://h/?q=1"}, ValueError),
+        ({"base_url": "http://h/\r\nx"}, ValueError),
+        ({"base_url": "ftp://h"}, ValueError),
+        ({"base_url": "http://user:pw@h"}, ValueError),
+        ({"job_timeout": None}, TypeError),
+        ({"job_timeout": "10"}, TypeError),
+        ({"job_timeout": math.nan}, ValueError),
+        ({"job_timeout": -1}, ValueError),
+        ({"max_in_flight": True}, TypeError),
+        ({"max_in_flight": 0}, ValueError),
+        ({"requests_per_second": math.inf}, ValueError),
+        ({"webhook_url": 123}, TypeError),
+        ({"webhook_url": "file:///etc/passwd"}, ValueError),
+        ({"max_connections": 2.5}, TypeError),
+        ({"validate": "yes"}, TypeError),
+    ],
+)
+def test_bad_constructor_arguments_fail_at_construction(
+    options: dict[str, Any], error: type[Exception]
+) -> None:
+    """Wrong types and values are named at once, and a bad key is never shown."""
+    arguments: dict[str, Any] = {"api_key": "good-key", "base_url": "http://127.0.0.1:9"}
+    arguments.update(options)
+    with pytest.raises(error) as caught:
+        RunningHub(**arguments)
+    key = arguments["api_key"]
+    if isinstance(key, str) and key.strip():
+        assert key.strip() not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: PollPolicy(min_interval=math.nan),
+        lambda: PollPolicy(max_concurrent=True),
+        lambda: PollPolicy(target_delay="1"),
+        lambda: Timeouts(total=math.inf),
+        lambda: Timeouts(max_response_bytes=0),
+    ],
+)
+def test_bad_config_objects_fail_at_construction(build: Any) -> None:
+    """NaN, infinities, bools and strings are refused by the config objects themselves."""
+    with pytest.raises((TypeError, ValueError)):
+        build()
+
+
+async def test_a_failed_jobs_traceback_does_not_grow_with_each_wait(
+    manual: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """The 500th wait raises with a traceback as short as the first's."""
+    async with make_client(base_url=manual.base_url) as client:
+        job = await client.submit(T2I, GOOD)
+        manual.fail(job.task_id)
+        lengths = []
+        for _ in range(500):
+            try:
+                await job.wait()
+            except TaskFailedError as exc:
+                lengths.append(len(traceback.extract_tb(exc.__traceback__)))
+    assert lengths[-1] == lengths[0]

@@ -1,0 +1,128 @@
+"""Closing under load: nothing escapes, nothing queued is sent, every accepted task is named."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import pytest
+
+from runninghub_async import (
+    ClientClosedError,
+    RunningHub,
+    RunningHubError,
+    SubmitOutcomeUnknownError,
+)
+from runninghub_async.testing import FakeRunningHub, Fault
+
+from .conftest import FAST_POLL, FAST_RETRY
+
+pytestmark = pytest.mark.anyio
+
+T2I = "rhart-image-n-pro/text-to-image"
+PARAMS = {"prompt": "closing time", "resolution": "1k"}
+
+
+def _client(fake: FakeRunningHub, **overrides: object) -> RunningHub:
+    options: dict[str, object] = {
+        "api_key": fake.api_key,
+        "base_url": fake.base_url,
+        "max_in_flight": 4,
+        "requests_per_second": None,
+        "poll": FAST_POLL,
+        "retry": FAST_RETRY,
+    }
+    options.update(overrides)
+    return RunningHub(**options)  # type: ignore[arg-type]
+
+
+async def test_leaving_right_after_a_cancelled_submit_never_raises_a_group() -> None:
+    """200 rounds of: submits on the wire (slow answers) and queued, then leave at once."""
+    slow = Fault("slow", route="submit", delay=0.005)
+    async with FakeRunningHub(duration=None, faults=[slow]) as fake:
+        for _ in range(200):
+            sent_before = fake.stats.submit_requests
+            outcomes: list[BaseException | None] = []
+
+            async def submit(client: RunningHub) -> None:
+                try:
+                    await client.submit(T2I, PARAMS)
+                    outcomes.append(None)
+                except RunningHubError as exc:
+                    outcomes.append(exc)
+
+            async with _client(fake, max_in_flight=2) as client:
+                async with anyio.create_task_group() as tg:
+                    for _ in range(4):
+                        tg.start_soon(submit, client)
+                    await fake.wait_for(
+                        lambda f, n=sent_before: f.stats.submit_requests >= n + 2, timeout=5
+                    )
+                    tg.cancel_scope.cancel()
+            # Only the two that held slots may have been sent; the queued two never are.
+            assert fake.stats.submit_requests - sent_before <= 2
+
+
+async def test_close_with_hundreds_of_submitters_names_every_accepted_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """300 submitters, the client closed under them: every task the server took is named."""
+    slow = Fault("slow", route="submit", delay=0.05)
+    caplog.set_level(logging.WARNING, logger="runninghub_async")
+    named: set[str] = set()
+    never_sent = 0
+    async with FakeRunningHub(duration=None, faults=[slow]) as fake:
+        client = _client(fake, max_in_flight=40)
+
+        async def submit() -> None:
+            nonlocal never_sent
+            try:
+                job = await client.submit(T2I, PARAMS)
+                named.add(job.task_id)
+            except ClientClosedError as exc:
+                named.update(exc.task_ids)
+                if not exc.task_ids:
+                    never_sent += 1
+            except SubmitOutcomeUnknownError:
+                pass
+
+        async with anyio.create_task_group() as tg:
+            async with client:
+                for _ in range(300):
+                    tg.start_soon(submit)
+                await fake.wait_for(lambda f: f.stats.submit_requests >= 40, timeout=10)
+            # Left with submitters still running: they see the close, not a cancel.
+        accepted = set(fake.tasks)
+    logged = {t for t in accepted if any(t in r.getMessage() for r in caplog.records)}
+    assert accepted <= named | logged | set(client.statistics().orphaned)
+    assert never_sent >= 300 - 40 - len(accepted)
+    assert fake.stats.submit_requests <= 40 + len(accepted)
+
+
+async def test_an_abandoned_job_frees_its_slot_soon_when_others_wait() -> None:
+    """A job nobody waits for holds a slot that a queued submit wants: checked at its cadence."""
+    async with FakeRunningHub(duration=None) as fake:
+        async with _client(fake, max_in_flight=1) as client:
+            first = await client.submit(T2I, PARAMS)  # nobody will wait for it
+            async with anyio.create_task_group() as tg:
+                got: list[str] = []
+
+                async def second() -> None:
+                    got.append((await client.submit(T2I, PARAMS)).task_id)
+
+                tg.start_soon(second)
+                await anyio.wait_all_tasks_blocked()
+                fake.finish(first.task_id)
+                with anyio.fail_after(1.0):  # FAST_POLL's max_interval is 0.1 s
+                    await fake.wait_for(lambda f: len(f.tasks) == 2, timeout=1.0)
+            assert len(got) == 1
+
+
+async def test_cancel_of_a_task_that_just_ended_returns_false() -> None:
+    """Cancel answered 805 because the task ended during the round trip: False, no error."""
+    async with FakeRunningHub(duration=None) as fake:
+        async with _client(fake) as client:
+            job = await client.submit(T2I, PARAMS)
+            fake.finish(job.task_id)
+            assert await job.cancel() is False
+            assert (await job.wait()).task_id == job.task_id
