@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +25,7 @@ class Recorder:
 
 
 @contextlib.asynccontextmanager
-async def serve(routes: dict[tuple[str, str], Handler]) -> AsyncIterator[str]:
+async def serve(routes: Mapping[tuple[str, str], Handler]) -> AsyncIterator[str]:
     """Serve *routes* (``(method, path) -> handler``) and yield the base URL."""
     app = web.Application()
     for (method, path), handler in routes.items():

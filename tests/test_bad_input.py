@@ -79,7 +79,7 @@ async def test_an_unknown_model_names_the_closest_ones(client: RunningHub) -> No
 async def test_one_bad_request_does_not_disturb_other_callers(
     fake: FakeRunningHub, client: RunningHub
 ) -> None:
-    """A web app's bad request body fails alone; concurrent jobs finish; the client closes cleanly."""
+    """A web app's bad request body fails alone; concurrent jobs finish; the client lives on."""
     results: list[object] = []
 
     async def good(i: int) -> None:
@@ -154,7 +154,7 @@ def test_bad_constructor_arguments_fail_at_construction(
     [
         lambda: PollPolicy(min_interval=math.nan),
         lambda: PollPolicy(max_concurrent=True),
-        lambda: PollPolicy(target_delay="1"),
+        lambda: PollPolicy(target_delay="1"),  # type: ignore[arg-type]
         lambda: Timeouts(total=math.inf),
         lambda: Timeouts(max_response_bytes=0),
     ],
