@@ -66,7 +66,7 @@ from ._pricing import CostBudget
 from ._specs import ParamSpec
 from ._submit import Submitter
 from ._transport import Transport
-from ._wire import make_converter
+from ._wire import converter
 
 __all__ = ["ClientStatistics", "RunningHub"]
 
@@ -241,7 +241,7 @@ class RunningHub(ImageHelpers, ApiExtras, anyio.AsyncContextManagerMixin):
             rng=self._rng,
         )
         api = Api(
-            transport, make_converter(), api_key=config.api_key, throttled=self._limiter.throttled
+            transport, converter(), api_key=config.api_key, throttled=self._limiter.throttled
         )
         writer = JournalWriter()
         try:

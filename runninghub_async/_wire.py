@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -45,7 +46,7 @@ from ._models import (
     Usage,
 )
 
-__all__ = ["make_converter"]
+__all__ = ["converter", "make_converter"]
 
 T = TypeVar("T")
 
@@ -368,3 +369,14 @@ def _register_extras(conv: cattrs.Converter) -> None:
         LoraGrant,
         {"url": override(struct_hook=_text), "file_name": override(rename="fileName")},
     )
+
+
+@functools.cache
+def converter() -> cattrs.Converter:
+    """The one converter every client shares, built on first use.
+
+    It holds no per-client state; building one per client would compile its
+    structuring code again each time (and keep it: cattrs registers the generated
+    source with ``linecache``).
+    """
+    return make_converter()
