@@ -14,19 +14,19 @@ import functools
 import hmac
 import logging
 import os
-import pathlib
 import random
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from decimal import Decimal
-from typing import Any, BinaryIO, Literal
+from typing import Any, Literal
 
 import anyio
 import anyio.abc
 import attrs
 
-from . import _batch, _catalog, _downloads, _uploads
+from . import _catalog, _uploads
 from ._api import Api, decode_json
+from ._batches import BatchMethods
 from ._catalog import Catalog
 from ._config import (
     DEFAULT_JOB_TIMEOUT,
@@ -43,26 +43,22 @@ from ._errors import (
     ClientClosedError,
     ProtocolError,
     RunningHubError,
-    SubmitOutcomeUnknownError,
 )
 from ._extras import ApiExtras
-from ._helpers import ImageHelpers
+from ._helpers import FileMethods, ImageHelpers
 from ._job import Job
-from ._journal import Journal, JournalEntry
-from ._journaling import JournalWriter, resumable
+from ._journal import Journal
+from ._journaling import JournalWriter
 from ._limiter import Limiter, LimiterStatistics, LocalLimiter
+from ._live import Live
 from ._models import (
     AccountStatus,
-    BatchItem,
     JobResult,
-    Output,
     QueueStatus,
     TaskSnapshot,
-    UploadedFile,
 )
 from ._poller import Poller, PollerStatistics, Tracked
-from ._prepare import Preparer, Request, endpoint_path
-from ._pricing import CostBudget
+from ._prepare import Preparer, Request
 from ._specs import ParamSpec
 from ._submit import Submitter
 from ._transport import Transport
@@ -106,19 +102,9 @@ class ClientStatistics:
     cost: Decimal = Decimal(0)
 
 
-@attrs.define
-class _Open:
-    """What exists only while the client is open."""
-
-    transport: Transport
-    api: Api
-    poller: Poller
-    submitter: Submitter
-    tg: anyio.abc.TaskGroup
-    writer: JournalWriter
-
-
-class RunningHub(ImageHelpers, ApiExtras, anyio.AsyncContextManagerMixin):
+class RunningHub(
+    BatchMethods, ImageHelpers, FileMethods, ApiExtras, anyio.AsyncContextManagerMixin
+):
     """An asyncio client for RunningHub: submit jobs, and await their results.
 
     Use it as an async context manager; it does I/O only inside ``async with``::
@@ -220,7 +206,7 @@ class RunningHub(ImageHelpers, ApiExtras, anyio.AsyncContextManagerMixin):
         self._cost = Decimal(0)
         self._rng = random.Random(seed)
         self._state = _State.UNOPENED
-        self._live: _Open | None = None
+        self._live: Live | None = None
         self._upload_cache = _uploads.UploadCache()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -269,7 +255,7 @@ class RunningHub(ImageHelpers, ApiExtras, anyio.AsyncContextManagerMixin):
                     retry=config.retry,
                     rng=self._rng,
                 )
-                self._live = _Open(transport, api, poller, submitter, tg, writer)
+                self._live = Live(transport, api, poller, submitter, tg, writer)
                 try:
                     await tg.start(writer.run)
                     await tg.start(poller.run)
@@ -284,7 +270,7 @@ class RunningHub(ImageHelpers, ApiExtras, anyio.AsyncContextManagerMixin):
             with anyio.CancelScope(shield=True):
                 await transport.aclose()
 
-    async def _close(self, live: _Open, bound: float) -> None:
+    async def _close(self, live: Live, bound: float) -> None:
         """The close order of `_submit`: submits, then POSTs on the wire, then the poller."""
         self._state = _State.CLOSED
         live.submitter.close()
@@ -304,7 +290,7 @@ class RunningHub(ImageHelpers, ApiExtras, anyio.AsyncContextManagerMixin):
             self._cost += outcome.usage.consume_money or 0
         writer.finished(tracked, outcome)
 
-    def _open(self) -> _Open:
+    def _open(self) -> Live:
         if self._state is not _State.OPEN or self._live is None:
             verb = "not open yet: use `async with RunningHub(...)`" if (
                 self._state is _State.UNOPENED
@@ -361,7 +347,7 @@ class RunningHub(ImageHelpers, ApiExtras, anyio.AsyncContextManagerMixin):
         return await self._send(live, request, self._journal, key)
 
     async def _send(
-        self, live: _Open, request: Request, journal: Journal | None, key: str | None
+        self, live: Live, request: Request, journal: Journal | None, key: str | None
     ) -> Job:
         if journal is not None and key is None:
             key = uuid.uuid4().hex
@@ -457,203 +443,6 @@ class RunningHub(ImageHelpers, ApiExtras, anyio.AsyncContextManagerMixin):
             return False
         tracked.webhook_seen = True
         return live.poller.poke(task_id)
-
-    # -- batches ---------------------------------------------------------------------
-
-    async def run_many(
-        self,
-        endpoint: str,
-        params: _batch.Params,
-        *,
-        window: int | None = None,
-        journal: Journal | None = None,
-        key: Callable[[Mapping[str, Any]], str] | None = None,
-        resubmit_unknown: bool = False,
-        max_cost: Decimal | float | str | None = None,
-    ) -> AsyncGenerator[BatchItem, None]:
-        """Run one job per params, yielding each as it ends, in completion order.
-
-        *params* is pulled lazily: at most *window* items (default: the client's
-        ``max_in_flight``) are taken from it and not yet handed back, so an
-        iterator of a million params costs the memory of a window.  One failing
-        item never stops the batch: it comes back with ``error`` set (a bad item's
-        ``InvalidParametersError`` too).  Breaking out of the loop stops the batch
-        (``aclose()`` it, or use ``contextlib.aclosing``, to stop it at once).
-
-        With a *journal* (entered by the caller) the batch is resumable: each item
-        is recorded under its key (its index, or ``key(params)``), and a run over
-        the same input after a crash skips items that ended (they are not
-        yielded), re-attaches those already accepted (nothing is paid twice), and
-        yields an item whose submit had an unknown outcome with a
-        `SubmitOutcomeUnknownError`, unless *resubmit_unknown*.
-
-        With *max_cost* (in the account's currency), each item is priced first
-        (``price()``, cached per distinct params) and the first item that would
-        pass the budget comes back with a `BudgetExceededError`: nothing after it
-        is submitted.
-
-        Raises:
-            ClientClosedError: the client is not open.
-            TypeError: *params* is not an iterable.
-            ValueError: *window* is not a positive int.
-            Exception: whatever iterating *params* raised, after the items
-                already running have been handed back.
-        """
-        live = self._open()
-        size = window if window is not None else self._limiter.statistics().max_in_flight
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"window must be a positive int, got {window!r}")
-        items = _batch.check_params(params)
-        journal = journal if journal is not None else self._journal
-        budget = CostBudget(self.price, max_cost) if max_cost is not None else None
-
-        async def one(index: int, item: Mapping[str, Any]) -> Job | None:
-            if journal is None:
-                return await self.submit(endpoint, item)
-            name = key(item) if key is not None else str(index)
-            entry = await journal.get(name)
-            action = resumable(entry)
-            if action == "done":
-                return None
-            if action == "attach" and entry is not None and entry.task_id is not None:
-                return await self._reattach(live, journal, entry)
-            if action == "unknown" and not resubmit_unknown:
-                raise SubmitOutcomeUnknownError(
-                    endpoint, item, ValueError("an earlier run's submit had no answer")
-                )
-            prep = self._prepare
-            path, spec = prep.check(endpoint, item)
-            body = await prep.localise(spec, item, self._upload_media)
-            return await self._send(live, prep.finish(path, body, item, None), journal, name)
-
-        path = endpoint_path(self._prepare.catalog, endpoint)
-        batch = _batch.run_batch(live.tg, one, items, size, budget=budget, endpoint=path)
-        async for result in batch:
-            yield result
-
-    async def recover(self) -> list[Job]:
-        """Re-attach every task the client's journal knows as accepted and not ended.
-
-        Each re-attached job holds a slot until it ends (so with more of them than
-        ``max_in_flight`` this waits for some to end) and is journaled like any
-        other.  Intents without a task id (a submit whose outcome is unknown) are
-        logged and left in the journal: only you can decide to pay twice.
-
-        Raises:
-            ValueError: the client has no journal.
-            ClientClosedError: the client is not open.
-        """
-        live = self._open()
-        if self._journal is None:
-            raise ValueError("recover() needs RunningHub(journal=...)")
-        jobs: list[Job] = []
-        for entry in await self._journal.outstanding():
-            if entry.task_id is None:
-                log.warning(
-                    "journal entry %s (%s) has no task id: its submit's outcome is unknown",
-                    entry.key,
-                    entry.endpoint,
-                )
-                continue
-            jobs.append(await self._reattach(live, self._journal, entry))
-        return jobs
-
-    async def _reattach(self, live: _Open, journal: Journal, entry: JournalEntry) -> Job:
-        assert entry.task_id is not None
-        claim = getattr(journal, "claim", None)
-        if claim is not None:
-            await claim(entry.key)  # a shared journal: this process now owns the item
-        existing = live.poller.get(entry.task_id)
-        slot = None if existing is not None else await self._limiter.acquire_slot()
-        tracked = live.poller.track(
-            entry.task_id, endpoint=entry.endpoint, slot=slot, submitted=False
-        )
-        tracked.journal, tracked.key = journal, entry.key
-        return Job(tracked, live.poller, live.api, params=None)
-
-    # -- files -----------------------------------------------------------------------
-
-    async def upload(
-        self,
-        source: os.PathLike[str] | bytes | BinaryIO,
-        *,
-        filename: str | None = None,
-        max_bytes: int = _uploads.MAX_UPLOAD_BYTES,
-    ) -> UploadedFile:
-        """Upload a local file through ``/openapi/v2/media/upload/binary``.
-
-        The file is streamed, not read into memory, and its size is checked
-        before anything is sent.  The same content is uploaded once per client
-        (also when several calls ask at once).
-
-        Args:
-            source: a path (``pathlib.Path``), the bytes, or a binary file object
-                (read from its current position).  A ``str`` is refused: it is
-                too easily a URL taken for a path.
-            filename: the name to send; default the file's own name, else one
-                derived from the content's type.
-            max_bytes: the largest file to send (default 30 MB).
-
-        Raises:
-            FileTooLargeError: the file is over *max_bytes* (nothing sent).
-            InvalidParametersError: the file is empty, or RunningHub refused it.
-            TypeError: *source* is not a path, bytes or a binary file object.
-            OSError: the file cannot be read.
-            APIError, TransportError: the upload failed (after retries).
-            ClientClosedError: the client is not open.
-        """
-        live = self._open()
-        local = await _uploads.inspect_local(source, filename=filename, read_limit=max_bytes)
-        return await _uploads.upload_local(live.api, self._upload_cache, local, max_bytes=max_bytes)
-
-    async def download(
-        self,
-        source: JobResult | Output | Iterable[JobResult | Output],
-        dest_dir: str | os.PathLike[str],
-        *,
-        concurrency: int = 4,
-    ) -> list[pathlib.Path]:
-        """Download result files into *dest_dir* (created if missing).
-
-        Each file is streamed to ``<name>.part`` and renamed when complete, after
-        its first bytes were checked against its kind (an HTML page is never saved
-        as ``.png``).  Outputs of a `JobResult` are named ``<task_id>_<n>.<ext>``;
-        a bare `Output` after the last segment of its URL, sanitised.  An existing
-        file is never replaced.  Downloads use a separate session that never
-        carries the API key, *concurrency* at a time, bounded by
-        ``Timeouts.download_total`` and ``download_min_rate``.
-
-        Raises:
-            APIError: the file host answered with an HTTP error (an expired URL).
-            UnexpectedContentError: a file is not the kind it claims to be.
-            TransportError: the connection failed, broke, or was too slow.
-            OSError: *dest_dir* cannot be written.
-            TypeError, ValueError: *source* holds something else, or a URL is not http(s).
-            ClientClosedError: the client is not open.
-        """
-        live = self._open()
-        plan = _downloads.plan_downloads(source)
-        return await _downloads.download_outputs(
-            live.transport, plan, dest_dir, concurrency=concurrency
-        )
-
-    async def read(self, output: Output, *, max_bytes: int = _MAX_READ_BYTES) -> bytes:
-        """The bytes of *output*'s file, checked against its kind (key-less session).
-
-        Raises:
-            ValueError: the output has no file, or it is over *max_bytes*.
-            Everything ``download`` raises for one file.
-        """
-        return await _downloads.read_output(self._open().transport, output, max_bytes=max_bytes)
-
-    async def stream(self, output: Output) -> AsyncIterator[bytes]:
-        """The bytes of *output*'s file as they arrive (``async for chunk in ...``).
-
-        Raises:
-            Everything ``read`` raises.
-        """
-        async for chunk in _downloads.stream_output(self._open().transport, output):
-            yield chunk
 
     # -- account ---------------------------------------------------------------------
 

@@ -6,19 +6,24 @@ in `_images`, the uploads in `_uploads`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+import os
+import pathlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from . import _catalog, _images, _uploads
+from . import _catalog, _downloads, _images, _uploads
 from ._images import ImageInput
-from ._models import JobResult
+from ._models import JobResult, Output, UploadedFile
 
 if TYPE_CHECKING:
     from ._api import Api
     from ._config import ClientConfig
     from ._job import Job
+    from ._live import Live
 
-__all__ = ["ImageHelpers"]
+__all__ = ["FileMethods", "ImageHelpers"]
+
+_MAX_READ_BYTES = 512 * 1024 * 1024
 
 
 class ImageHelpers:
@@ -31,7 +36,7 @@ class ImageHelpers:
         @property
         def _api(self) -> Api: ...
 
-        def _open(self) -> object: ...
+        def _open(self) -> Live: ...
 
         async def submit(
             self, endpoint: str, params: Mapping[str, Any], *, webhook_url: str | None = None
@@ -179,3 +184,94 @@ class ImageHelpers:
             prompt, images, model=model, aspect_ratio=aspect_ratio, resolution=resolution
         )
         return await job.wait()
+
+
+class FileMethods:
+    """Uploads of local files, downloads and reads of results."""
+
+    if TYPE_CHECKING:
+        _upload_cache: _uploads.UploadCache
+
+        def _open(self) -> Live: ...
+
+    async def upload(
+        self,
+        source: os.PathLike[str] | bytes | BinaryIO,
+        *,
+        filename: str | None = None,
+        max_bytes: int = _uploads.MAX_UPLOAD_BYTES,
+    ) -> UploadedFile:
+        """Upload a local file through ``/openapi/v2/media/upload/binary``.
+
+        The file is streamed, not read into memory, and its size is checked
+        before anything is sent.  The same content is uploaded once per client
+        (also when several calls ask at once).
+
+        Args:
+            source: a path (``pathlib.Path``), the bytes, or a binary file object
+                (read from its current position).  A ``str`` is refused: it is
+                too easily a URL taken for a path.
+            filename: the name to send; default the file's own name, else one
+                derived from the content's type.
+            max_bytes: the largest file to send (default 30 MB).
+
+        Raises:
+            FileTooLargeError: the file is over *max_bytes* (nothing sent).
+            InvalidParametersError: the file is empty, or RunningHub refused it.
+            TypeError: *source* is not a path, bytes or a binary file object.
+            OSError: the file cannot be read.
+            APIError, TransportError: the upload failed (after retries).
+            ClientClosedError: the client is not open.
+        """
+        live = self._open()
+        local = await _uploads.inspect_local(source, filename=filename, read_limit=max_bytes)
+        return await _uploads.upload_local(live.api, self._upload_cache, local, max_bytes=max_bytes)
+
+    async def download(
+        self,
+        source: JobResult | Output | Iterable[JobResult | Output],
+        dest_dir: str | os.PathLike[str],
+        *,
+        concurrency: int = 4,
+    ) -> list[pathlib.Path]:
+        """Download result files into *dest_dir* (created if missing).
+
+        Each file is streamed to ``<name>.part`` and renamed when complete, after
+        its first bytes were checked against its kind (an HTML page is never saved
+        as ``.png``).  Outputs of a `JobResult` are named ``<task_id>_<n>.<ext>``;
+        a bare `Output` after the last segment of its URL, sanitised.  An existing
+        file is never replaced.  Downloads use a separate session that never
+        carries the API key, *concurrency* at a time, bounded by
+        ``Timeouts.download_total`` and ``download_min_rate``.
+
+        Raises:
+            APIError: the file host answered with an HTTP error (an expired URL).
+            UnexpectedContentError: a file is not the kind it claims to be.
+            TransportError: the connection failed, broke, or was too slow.
+            OSError: *dest_dir* cannot be written.
+            TypeError, ValueError: *source* holds something else, or a URL is not http(s).
+            ClientClosedError: the client is not open.
+        """
+        live = self._open()
+        plan = _downloads.plan_downloads(source)
+        return await _downloads.download_outputs(
+            live.transport, plan, dest_dir, concurrency=concurrency
+        )
+
+    async def read(self, output: Output, *, max_bytes: int = _MAX_READ_BYTES) -> bytes:
+        """The bytes of *output*'s file, checked against its kind (key-less session).
+
+        Raises:
+            ValueError: the output has no file, or it is over *max_bytes*.
+            Everything ``download`` raises for one file.
+        """
+        return await _downloads.read_output(self._open().transport, output, max_bytes=max_bytes)
+
+    async def stream(self, output: Output) -> AsyncIterator[bytes]:
+        """The bytes of *output*'s file as they arrive (``async for chunk in ...``).
+
+        Raises:
+            Everything ``read`` raises.
+        """
+        async for chunk in _downloads.stream_output(self._open().transport, output):
+            yield chunk
