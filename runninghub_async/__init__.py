@@ -51,6 +51,7 @@ from ._extras_models import Price as Price
 from ._extras_models import Resource as Resource
 from ._extras_models import ResourcePage as ResourcePage
 from ._extras_models import WebhookDetail as WebhookDetail
+from ._hooks import Hooks as Hooks
 from ._images import ImageInput as ImageInput
 from ._job import Job as Job
 from ._limiter import LimiterStatistics as LimiterStatistics
@@ -91,6 +92,7 @@ __all__ = [
     "CostBudget",
     "FailedReason",
     "FileTooLargeError",
+    "Hooks",
     "ImageInput",
     "InsufficientBalanceError",
     "InvalidParametersError",

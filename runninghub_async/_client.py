@@ -46,6 +46,7 @@ from ._errors import (
 )
 from ._extras import ApiExtras
 from ._helpers import FileMethods, ImageHelpers
+from ._hooks import Hooks, safely
 from ._job import Job
 from ._journal import Journal
 from ._journaling import JournalWriter
@@ -149,6 +150,9 @@ class RunningHub(
             (`FileJournal`, ``runninghub_async.redis.RedisJournal``), so that after
             a crash ``recover()`` re-attaches every paid task.  Entered and left
             with the client.
+        hooks: a `Hooks` instance told of every submit, slot wait, acceptance,
+            rejection, retry, throttle, status change and end (e.g.
+            ``runninghub_async.otel.OpenTelemetryHooks``).
 
     Raises:
         AuthenticationError: no key was given or found in the environment.
@@ -173,6 +177,7 @@ class RunningHub(
         limiter: Limiter | None = None,
         catalog: str | os.PathLike[str] | Catalog | None = None,
         journal: Journal | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self._config: ClientConfig = build_config(
             api_key=api_key,
@@ -203,6 +208,7 @@ class RunningHub(
             models, validate=self._config.validate, webhook_url=self._config.webhook_url
         )
         self._journal = journal
+        self._hooks = hooks
         self._cost = Decimal(0)
         self._rng = random.Random(seed)
         self._state = _State.UNOPENED
@@ -225,10 +231,9 @@ class RunningHub(
             timeouts=config.timeouts,
             max_connections=config.max_connections,
             rng=self._rng,
+            on_retry=self._hook_retry if self._hooks is not None else None,
         )
-        api = Api(
-            transport, converter(), api_key=config.api_key, throttled=self._limiter.throttled
-        )
+        api = Api(transport, converter(), api_key=config.api_key, throttled=self._throttled)
         writer = JournalWriter()
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -242,6 +247,7 @@ class RunningHub(
                     remote_cancel=api.cancel,
                     slot_demand=self._limiter.slot_demand,
                     on_finished=functools.partial(self._finished, writer),
+                    hooks=self._hooks,
                     rng=self._rng,
                 )
                 tg = anyio.create_task_group()
@@ -254,6 +260,7 @@ class RunningHub(
                     job_timeout=config.job_timeout,
                     retry=config.retry,
                     rng=self._rng,
+                    hooks=self._hooks,
                 )
                 self._live = Live(transport, api, poller, submitter, tg, writer)
                 try:
@@ -289,6 +296,17 @@ class RunningHub(
         if isinstance(outcome, JobResult) and outcome.usage is not None:
             self._cost += outcome.usage.consume_money or 0
         writer.finished(tracked, outcome)
+        if self._hooks is not None:
+            seconds = anyio.current_time() - tracked.submitted_at
+            safely(self._hooks, "finished", tracked.task_id, tracked.endpoint, outcome, seconds)
+
+    def _throttled(self, retry_after: float | None) -> None:
+        self._limiter.throttled(retry_after)
+        if self._hooks is not None:
+            safely(self._hooks, "throttled", retry_after)
+
+    def _hook_retry(self, what: str, error: BaseException, delay: float) -> None:
+        safely(self._hooks, "retry", what, error, delay)
 
     def _open(self) -> Live:
         if self._state is not _State.OPEN or self._live is None:

@@ -6,10 +6,13 @@ in `_images`, the uploads in `_uploads`.
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
+
+import anyio
 
 from . import _catalog, _downloads, _images, _uploads
 from ._images import ImageInput
@@ -275,3 +278,28 @@ class FileMethods:
         """
         async for chunk in _downloads.stream_output(self._open().transport, output):
             yield chunk
+
+    async def to_image(self, output: Output, *, max_bytes: int = _MAX_READ_BYTES) -> Any:
+        """*output*'s image as a ``PIL.Image.Image`` (needs the ``pillow`` extra).
+
+        The bytes are read like ``read()``; decoding runs in a worker thread.
+
+        Raises:
+            ModuleNotFoundError: pillow is not installed.
+            Everything ``read`` raises; ``PIL.UnidentifiedImageError`` for bytes
+            that are no image.
+        """
+        try:
+            from PIL import Image  # an optional extra: imported only when asked for
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                "to_image() needs pillow: pip install 'runninghub-async[pillow]'"
+            ) from exc
+        data = await self.read(output, max_bytes=max_bytes)
+
+        def decode() -> Any:
+            image = Image.open(io.BytesIO(data))
+            image.load()
+            return image
+
+        return await anyio.to_thread.run_sync(decode)

@@ -40,6 +40,7 @@ from ._errors import (
     TaskFailedError,
     TaskNotFoundError,
 )
+from ._hooks import Hooks, safely
 from ._journal import Journal
 from ._limiter import Slot, monotonic, strict_bucket
 from ._models import JobEvent, JobResult, TaskSnapshot, TaskStatus
@@ -84,6 +85,7 @@ class Tracked:
     webhook_seen: bool = False
     journal: Journal | None = None
     key: str | None = None
+    hooks: Hooks | None = None
 
     def note(self, status: TaskStatus, eta: float | None) -> None:
         """Record *status* if it is new, and wake whoever follows the job's events."""
@@ -93,6 +95,8 @@ class Tracked:
         self.events.append(JobEvent(status, time.time(), eta))
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
+        if self.hooks is not None:
+            safely(self.hooks, "status", self.task_id, self.endpoint, status)
 
     def __repr__(self) -> str:
         state = "done" if self.outcome is not None else "pending"
@@ -132,6 +136,7 @@ class Poller:
         remote_cancel: RemoteCancel,
         slot_demand: Callable[[], bool] = lambda: False,
         on_finished: Finished | None = None,
+        hooks: Hooks | None = None,
         clock: Clock = monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -141,6 +146,7 @@ class Poller:
         self._remote_cancel = remote_cancel
         self._slot_demand = slot_demand
         self._on_finished = on_finished
+        self._hooks = hooks
         self._clock = clock
         self._rng = rng or random.Random()
         self._rate = strict_bucket(policy.max_rate) if policy.max_rate else None
@@ -197,6 +203,7 @@ class Poller:
             grace_until=now + (self._policy.not_found_grace if submitted else 0.0),
             submitted=submitted,
             slot=slot,
+            hooks=self._hooks,
         )
         self._tracked[task_id] = tracked
         heapq.heappush(self._deadlines, (tracked.deadline, next(self._seq), tracked))
@@ -321,6 +328,8 @@ class Poller:
                 if self._rate is not None:
                     await self._rate.acquire()
                 self._queries_sent += 1
+                if self._hooks is not None:
+                    safely(self._hooks, "query", tracked.endpoint)
                 snapshot = await self._query(tracked.task_id)
             if scope.cancelled_caught:
                 if tracked.outcome is None:  # not ended by its deadline meanwhile

@@ -47,6 +47,7 @@ from ._errors import (
     TransportError,
     proves_not_accepted,
 )
+from ._hooks import Hooks, safely
 from ._journal import Journal, params_digest
 from ._limiter import Limiter, Slot
 from ._poller import Poller, Tracked
@@ -70,6 +71,7 @@ class _Post:
     webhook_token: str | None = None
     journal: Journal | None = None
     key: str | None = None
+    started: float = 0.0
     intended: bool = attrs.field(default=False, init=False)
     # Per attempt: `attempt()` makes a fresh one of these for each send.
     answered: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
@@ -80,7 +82,13 @@ class _Post:
     def attempt(self) -> _Post:
         """A fresh POST of the same submit."""
         return _Post(
-            self.endpoint, self.body, self.params, self.webhook_token, self.journal, self.key
+            self.endpoint,
+            self.body,
+            self.params,
+            self.webhook_token,
+            self.journal,
+            self.key,
+            self.started,
         )
 
 
@@ -105,7 +113,9 @@ class Submitter:
         job_timeout: float,
         retry: RetryPolicy,
         rng: random.Random,
+        hooks: Hooks | None = None,
     ) -> None:
+        self._hooks = hooks
         self._api = api
         self._limiter = limiter
         self._poller = poller
@@ -155,7 +165,9 @@ class Submitter:
             ConnectError: connecting failed every time (nothing was sent).
             ClientClosedError: the client closed before it was sent.
         """
-        post = _Post(endpoint, body, params, webhook_token, journal, key)
+        post = _Post(endpoint, body, params, webhook_token, journal, key, anyio.current_time())
+        if self._hooks is not None:
+            safely(self._hooks, "submit", endpoint)
         if journal is None or key is None:
             return await self._until_answered(post)
         try:
@@ -175,8 +187,11 @@ class Submitter:
         attempt = 0
         while True:
             self._refuse_if_closing()
+            asked = anyio.current_time()
             slot = await self._closable(self._limiter.acquire_slot(front=attempt > 0))
             self._refuse_if_closing(slot)
+            if self._hooks is not None and (waited := anyio.current_time() - asked) > 0:
+                safely(self._hooks, "slot_wait", endpoint, waited)
             if post.journal is not None and post.key is not None:
                 try:
                     await post.journal.intent(post.key, endpoint, params_digest(params))
@@ -199,6 +214,9 @@ class Submitter:
             if not in_time or (connect_failed and attempt >= self._retry.attempts):
                 raise error
             log.debug("submit to %s rejected (%s); will resend", endpoint, error)
+            if self._hooks is not None:
+                code = getattr(error, "code", type(error).__name__)
+                safely(self._hooks, "rejected", endpoint, code)
             own_jobs = self._limiter.statistics().in_flight > 0
             if not (isinstance(error, ConcurrencyLimitError) and own_jobs):
                 # With our own jobs running, their end is the signal to retry;
@@ -247,6 +265,9 @@ class Submitter:
         else:
             self.accepted += 1
             self._limiter.slot_accepted()
+            if self._hooks is not None:
+                seconds = anyio.current_time() - post.started
+                safely(self._hooks, "accepted", post.endpoint, snapshot.task_id, seconds)
             if post.journal is not None and post.key is not None:
                 # Durable before anyone can see the job: a crash from here on is recoverable.
                 await _journal_quietly(post.journal.accepted(post.key, snapshot.task_id), post.key)

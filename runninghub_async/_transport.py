@@ -191,7 +191,9 @@ class Transport:
         timeouts: Timeouts,
         max_connections: int,
         rng: random.Random,
+        on_retry: Callable[[str, BaseException, float], None] | None = None,
     ) -> None:
+        self._on_retry = on_retry
         self.base_url = base_url
         self._key = api_key
         self._pace = pace
@@ -296,6 +298,8 @@ class Transport:
                     raise
                 delay = self._retry.wait(attempt - 1, self._rng)
                 log.info("retrying %s in %.2f s after %s", what, delay, type(exc).__name__)
+                if self._on_retry is not None:
+                    self._on_retry(what, exc, delay)
                 await anyio.sleep(delay)
 
     # -- files ---------------------------------------------------------------------

@@ -440,6 +440,10 @@ class RunningHub(SyncExtras):
         """Download result files; blocking ``runninghub_async.RunningHub.download``."""
         return self._call(lambda: self._client.download(source, dest_dir, concurrency=concurrency))
 
+    def to_image(self, output: Output, *, max_bytes: int = 512 * 1024 * 1024) -> Any:
+        """One output as a PIL image; blocking ``runninghub_async.RunningHub.to_image``."""
+        return self._call(lambda: self._client.to_image(output, max_bytes=max_bytes))
+
     def read(self, output: Output, *, max_bytes: int = 512 * 1024 * 1024) -> bytes:
         """One output's bytes; blocking ``runninghub_async.RunningHub.read``."""
         return self._call(lambda: self._client.read(output, max_bytes=max_bytes))

@@ -12,7 +12,7 @@ import runninghub_async.sync
 import runninghub_async.testing
 import runninghub_async.webhooks
 
-SUBMODULES = {"testing", "catalog", "sync", "webhooks", "redis"}
+SUBMODULES = {"testing", "catalog", "sync", "webhooks", "redis", "otel"}
 
 
 def test_all_is_sorted_and_complete() -> None:
