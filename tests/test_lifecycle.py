@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import anyio
 import pytest
 
 from runninghub_async import (
     ClientClosedError,
+    Hooks,
     JobTimeoutError,
     RunningHub,
     TaskCancelledError,
+    TaskStatus,
 )
 from runninghub_async.testing import FakeRunningHub, Fault
 
@@ -23,11 +23,14 @@ T2I = "rhart-image-n-pro/text-to-image"
 PARAMS = {"prompt": "a quiet harbour", "resolution": "1k"}
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Wait for the client to process an answer already sent (bounded, no fixed sleep)."""
-    with anyio.fail_after(5):
-        while not condition():  # noqa: ASYNC110 - the condition has no event to wait on
-            await anyio.sleep(0.002)
+class Tracking(Hooks):
+    """Sets `tracked` when the client starts following a job (its first status)."""
+
+    def __init__(self) -> None:
+        self.tracked = anyio.Event()
+
+    def status(self, task_id: str, endpoint: str | None, status: TaskStatus) -> None:
+        self.tracked.set()
 
 
 async def test_job_timeout_ends_the_wait_frees_the_slot_and_cancels_remotely(
@@ -132,13 +135,15 @@ async def test_closing_the_client_fails_outstanding_waiters(
 async def test_cancelling_a_submit_on_the_wire_keeps_the_job(make_client: ClientFactory) -> None:
     """A submit cancelled while its POST is in flight still ends up tracked, never lost."""
     slow = Fault("slow", route="submit", delay=0.3, times=1)
+    hooks = Tracking()
     async with FakeRunningHub(duration=None, faults=[slow]) as fake:
-        async with make_client(base_url=fake.base_url) as client:
+        async with make_client(base_url=fake.base_url, hooks=hooks) as client:
             with anyio.move_on_after(0.05) as scope:
                 await client.submit(T2I, PARAMS)
             assert scope.cancelled_caught
-            await fake.wait_for(lambda f: f.stats.accepted_tasks == 1, timeout=5)
-            await until(lambda: client.statistics().outstanding == 1)
+            with anyio.fail_after(5):
+                await hooks.tracked.wait()
+            assert client.statistics().outstanding == 1
             task_id = next(iter(fake.tasks))
             job = client.attach(task_id)
             fake.finish(task_id)
@@ -192,11 +197,13 @@ async def test_client_close_leaves_no_task_running(make_client: ClientFactory) -
     """After `async with`, the client's tasks are gone and its sessions closed."""
     async with FakeRunningHub(duration=None) as fake:
         client: RunningHub = make_client(base_url=fake.base_url)
+        outside = {task.id for task in anyio.get_running_tasks()}
         async with client:
             await client.submit(T2I, PARAMS)
-            before = len(anyio.get_running_tasks())
-        after = len(anyio.get_running_tasks())
-    assert after < before
+            inside = {task.name for task in anyio.get_running_tasks()}
+            assert "runninghub_async._poller.Poller.run" in inside
+        after = {task.id for task in anyio.get_running_tasks()}
+    assert after == outside
 
 
 async def test_bare_task_cancel_during_a_submit_keeps_the_job(make_client: ClientFactory) -> None:
@@ -204,15 +211,17 @@ async def test_bare_task_cancel_during_a_submit_keeps_the_job(make_client: Clien
     import asyncio
 
     slow = Fault("slow", route="submit", delay=0.2, times=1)
+    hooks = Tracking()
     async with FakeRunningHub(duration=None, faults=[slow]) as fake:
-        async with make_client(base_url=fake.base_url) as client:
+        async with make_client(base_url=fake.base_url, hooks=hooks) as client:
             task = asyncio.get_running_loop().create_task(client.submit(T2I, PARAMS))
             await fake.wait_for(lambda f: f.stats.requests_total >= 1, timeout=5)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            await fake.wait_for(lambda f: f.stats.accepted_tasks == 1, timeout=5)
-            await until(lambda: client.statistics().outstanding == 1)
+            with anyio.fail_after(5):
+                await hooks.tracked.wait()
+            assert client.statistics().outstanding == 1
             assert client.statistics().limiter.in_flight == 1
 
 
