@@ -30,10 +30,13 @@ from ._errors import ClientClosedError as ClientClosedError
 from ._errors import ConcurrencyLimitError as ConcurrencyLimitError
 from ._errors import ConnectError as ConnectError
 from ._errors import ContentRejectedError as ContentRejectedError
+from ._errors import CoordinationUnavailableError as CoordinationUnavailableError
 from ._errors import FileTooLargeError as FileTooLargeError
 from ._errors import InsufficientBalanceError as InsufficientBalanceError
 from ._errors import InvalidParametersError as InvalidParametersError
 from ._errors import JobTimeoutError as JobTimeoutError
+from ._errors import JournalLockedError as JournalLockedError
+from ._errors import JournalOwnershipError as JournalOwnershipError
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RateLimitedError as RateLimitedError
 from ._errors import RequestTimeoutError as RequestTimeoutError
@@ -54,7 +57,12 @@ from ._extras_models import WebhookDetail as WebhookDetail
 from ._hooks import Hooks as Hooks
 from ._images import ImageInput as ImageInput
 from ._job import Job as Job
+from ._journal import FileJournal as FileJournal
+from ._journal import Journal as Journal
+from ._journal import JournalEntry as JournalEntry
+from ._limiter import Limiter as Limiter
 from ._limiter import LimiterStatistics as LimiterStatistics
+from ._limiter import Slot as Slot
 from ._models import AccountStatus as AccountStatus
 from ._models import BatchItem as BatchItem
 from ._models import FailedReason as FailedReason
@@ -89,8 +97,10 @@ __all__ = [
     "ConcurrencyLimitError",
     "ConnectError",
     "ContentRejectedError",
+    "CoordinationUnavailableError",
     "CostBudget",
     "FailedReason",
+    "FileJournal",
     "FileTooLargeError",
     "Hooks",
     "ImageInput",
@@ -100,6 +110,11 @@ __all__ = [
     "JobEvent",
     "JobResult",
     "JobTimeoutError",
+    "Journal",
+    "JournalEntry",
+    "JournalLockedError",
+    "JournalOwnershipError",
+    "Limiter",
     "LimiterStatistics",
     "LoraUpload",
     "NodeInput",
@@ -117,6 +132,7 @@ __all__ = [
     "RunningHub",
     "RunningHubError",
     "ServerError",
+    "Slot",
     "SubmitOutcomeUnknownError",
     "TaskCancelledError",
     "TaskError",

@@ -23,6 +23,9 @@
     │   ├── TaskCancelledError            status CANCEL: cancelled on RunningHub
     │   └── JobTimeoutError               the client's job deadline passed; also a TimeoutError
     ├── SubmitOutcomeUnknownError         a submit may or may not have been accepted; never resent
+    ├── CoordinationUnavailableError      the shared store (Redis) was unreachable for too long
+    ├── JournalOwnershipError             another worker owns this journal key now
+    ├── JournalLockedError                another process has the journal file open
     └── ClientClosedError                 the client closed while jobs were still outstanding
 
 Local cancellation (``asyncio.CancelledError``) is never wrapped.  Messages never carry
@@ -45,10 +48,13 @@ __all__ = [
     "ConcurrencyLimitError",
     "ConnectError",
     "ContentRejectedError",
+    "CoordinationUnavailableError",
     "FileTooLargeError",
     "InsufficientBalanceError",
     "InvalidParametersError",
     "JobTimeoutError",
+    "JournalLockedError",
+    "JournalOwnershipError",
     "ProtocolError",
     "RateLimitedError",
     "RequestTimeoutError",
@@ -279,6 +285,40 @@ class SubmitOutcomeUnknownError(RunningHubError):
             f"submit to {endpoint} ({keys}) may or may not have been accepted "
             f"({type(cause).__name__}: {cause}); it was not resent"
         )
+
+
+class CoordinationUnavailableError(RunningHubError, ConnectionError):
+    """The shared store (Redis) could not be reached for longer than allowed.
+
+    Raised by ``RedisLimiter.acquire_slot`` when no slot could be agreed on within
+    the limiter's ``unavailable_timeout``, and by ``RedisJournal`` methods when a
+    record could not be written or read within the journal's bound: nothing was
+    submitted on the strength of it.
+    """
+
+
+class JournalOwnershipError(RunningHubError):
+    """Another worker owns this journal key now: this one must not submit it.
+
+    Raised by ``RedisJournal.intent`` when the key was claimed by another writer
+    since this one last claimed it (a worker thought dead that woke up), so its
+    POST would pay a second time for work someone else has taken over.
+
+    Attributes:
+        key: the caller key.
+        owner: the writer that owns it now.
+        epoch: the key's current ownership epoch.
+    """
+
+    def __init__(self, key: str, owner: str, epoch: int) -> None:
+        super().__init__(f"journal key {key!r} is owned by {owner!r} now (epoch {epoch})")
+        self.key = key
+        self.owner = owner
+        self.epoch = epoch
+
+
+class JournalLockedError(RunningHubError, OSError):
+    """Another process has the journal file open: one file serves one process."""
 
 
 class ClientClosedError(RunningHubError):

@@ -32,9 +32,9 @@ import anyio
 import anyio.lowlevel
 import attrs
 
-from ._errors import RunningHubError
+from ._errors import JournalLockedError
 
-__all__ = ["FileJournal", "Journal", "JournalEntry", "JournalLockedError", "params_digest"]
+__all__ = ["FileJournal", "Journal", "JournalEntry", "params_digest"]
 
 FORMAT_VERSION = 1
 
@@ -142,10 +142,6 @@ def _decode(line: bytes) -> dict[str, Any] | None:
     if not isinstance(record, dict) or record.get("v") != FORMAT_VERSION or "key" not in record:
         return None
     return record
-
-
-class JournalLockedError(RunningHubError, OSError):
-    """Another process has the journal file open: one file serves one process."""
 
 
 class FileJournal:

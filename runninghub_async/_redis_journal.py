@@ -16,8 +16,8 @@ import redis.asyncio
 import redis.exceptions
 
 from . import _redis_lua as lua
+from ._errors import CoordinationUnavailableError, JournalOwnershipError
 from ._journal import JournalEntry
-from ._redis_errors import CoordinationUnavailableError, JournalOwnershipError
 
 __all__ = ["RedisJournal"]
 

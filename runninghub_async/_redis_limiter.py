@@ -20,8 +20,8 @@ import redis.asyncio
 import redis.exceptions
 
 from . import _redis_lua as lua
+from ._errors import CoordinationUnavailableError
 from ._limiter import LimiterStatistics
-from ._redis_errors import CoordinationUnavailableError
 
 __all__ = ["RedisLimiter", "RedisSlot"]
 

@@ -22,7 +22,7 @@ empty, becomes unreachable, or a process pauses past its lease.
 
 from __future__ import annotations
 
-from ._redis_errors import CoordinationUnavailableError, JournalOwnershipError
+from ._errors import CoordinationUnavailableError, JournalOwnershipError
 from ._redis_journal import RedisJournal
 from ._redis_limiter import RedisLimiter, RedisSlot
 

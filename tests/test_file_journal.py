@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from runninghub_async import JournalLockedError
 from runninghub_async._journal import (
     FileJournal,
     JournalEntry,
-    JournalLockedError,
     params_digest,
 )
 
