@@ -2,9 +2,10 @@
 
 Beside the images, the output directory holds:
 
-* ``.runninghub-journal.jsonl``: every item's intent, task id and outcome, written
-  before the next step begins (see `_journal`).  A re-run of the same command
-  reads it to attach to tasks already submitted and to skip finished items.
+* ``.runninghub-journal.jsonl``: the library's `FileJournal` of the batch: every
+  submit's intent (before the POST), task id (right after acceptance) and end,
+  keyed by item (see `_journal`).  A re-run of the same command reads it to
+  attach to tasks already submitted and to skip items whose files are there.
 * ``failures.jsonl``: one object per failed item (index, line, params, task id,
   error type and message), rewritten at the end of every run; removed when a run
   has no failures.
@@ -25,10 +26,11 @@ import anyio
 import attrs
 
 from .. import CostBudget
+from .._journal import FileJournal
 from ._backend import ClientOptions, Target, open_session
 from ._engine import Engine, Failure, list_outputs
 from ._inputs import RequestBuilder, count_items, read_items
-from ._journal import FileJournal, ItemState, Phase
+from ._journal import LateJournal, resume_counts
 from ._progress import Tracker, make_display, rich_console, show_while
 from ._stop import Interrupted, Stop
 from ._summary import print_summary, summarize
@@ -57,16 +59,11 @@ class BatchRequest:
     retry_failed: bool = False
 
 
-def _resume_line(states: Sequence[ItemState]) -> str | None:
-    if not states:
+def resume_line(attach: int, unknown: int) -> str | None:
+    """What a re-run says it resumes, or None when the journal has nothing outstanding."""
+    if not attach and not unknown:
         return None
-    done = sum(1 for s in states if s.phase is Phase.DONE)
-    attach = sum(1 for s in states if s.resumable)
-    unknown = sum(1 for s in states if s.outcome_unknown)
-    failed = sum(1 for s in states if s.final_failure)
-    parts = [f"{done} done", f"{attach} to re-attach"]
-    if failed:
-        parts.append(f"{failed} failed")
+    parts = [f"{attach} to re-attach"]
     if unknown:
         parts.append(f"{unknown} of unknown outcome")
     return "resuming from the journal: " + ", ".join(parts)
@@ -114,49 +111,51 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
         raise EmptyInputError(f"{request.file} holds no prompts (every line is blank)")
     out_dir = anyio.Path(request.output)
     console = rich_console()
-    async with open_session(target, request.options) as session:
+    journal = LateJournal(FileJournal(out_dir / JOURNAL_NAME, fsync=True))
+    async with open_session(target, request.options, journal=journal) as session:
         client = session.client
         if request.options.max_in_flight != "auto":
             # "auto" asked already; either way a bad key stops here, before the
             # output directory or its journal exist.
             await client.queue_status()
-        await out_dir.mkdir(parents=True, exist_ok=True)
-        async with await FileJournal.open(out_dir / JOURNAL_NAME) as journal:
-            resume = _resume_line(list(journal.states.values()))
-            if resume:
-                print(resume, flush=True)
-            on_disk = await anyio.to_thread.run_sync(list_outputs, os.fspath(out_dir))
-            window = client.statistics().limiter.max_in_flight
-            noun = "item" if total == 1 else "items"
-            budget_note = f", at most {request.max_cost}" if request.max_cost is not None else ""
-            print(
-                f"batch: {total} {noun} from {request.file} on {target.where}, "
-                f"{window} at a time{budget_note}; files go to {request.output}",
-                flush=True,
-            )
-            tracker = Tracker(total)
-            display = make_display(tracker, label="batch", console=console)
-            budget = (
-                CostBudget(client.price, request.max_cost) if request.max_cost is not None else None
-            )
-            engine = Engine(
-                client,
-                journal,
-                tracker,
-                request.output,
-                window=window,
-                stop=stop,
-                note=display.note,
-                on_disk=on_disk,
-                resubmit_unknown=request.resubmit_unknown,
-                retry_failed=request.retry_failed,
-                budget=budget,
-            )
-            items = read_items(request.file, fmt, request.builder)
-            await show_while(display, lambda: engine.run(items))
-            wall = tracker.elapsed()
-            stats = client.statistics()
-            pending = await journal.resumable()
+        await journal.open()
+        resume = resume_line(*await resume_counts(journal))
+        if resume:
+            print(resume, flush=True)
+        on_disk = await anyio.to_thread.run_sync(list_outputs, os.fspath(out_dir))
+        window = client.statistics().limiter.max_in_flight
+        noun = "item" if total == 1 else "items"
+        budget_note = f", at most {request.max_cost}" if request.max_cost is not None else ""
+        print(
+            f"batch: {total} {noun} from {request.file} on {target.where}, "
+            f"{window} at a time{budget_note}; files go to {request.output}",
+            flush=True,
+        )
+        tracker = Tracker(total)
+        display = make_display(tracker, label="batch", console=console)
+        budget = (
+            CostBudget(client.price, request.max_cost) if request.max_cost is not None else None
+        )
+        engine = Engine(
+            client,
+            journal,
+            tracker,
+            request.output,
+            window=window,
+            stop=stop,
+            note=display.note,
+            on_disk=on_disk,
+            resubmit_unknown=request.resubmit_unknown,
+            retry_failed=request.retry_failed,
+            budget=budget,
+        )
+        items = read_items(request.file, fmt, request.builder)
+        await show_while(display, lambda: engine.run(items))
+        wall = tracker.elapsed()
+        stats = client.statistics()
+    # Counted after the client closed: ends it learnt while closing are written.
+    async with FileJournal(out_dir / JOURNAL_NAME) as reread:
+        pending, _ = await resume_counts(reread)
     failures_path = await write_failures(out_dir, engine.failures)
     await write_manifest(out_dir, engine.outcomes)
     print_summary(
