@@ -69,32 +69,38 @@ def resume_line(attach: int, unknown: int) -> str | None:
     return "resuming from the journal: " + ", ".join(parts)
 
 
-async def write_failures(out_dir: anyio.Path, failures: Sequence[Failure]) -> anyio.Path:
-    """Write (or, with no failures, remove) the failures file; its path."""
-    path = out_dir / FAILURES_NAME
-    if not failures:
+async def write_records(
+    out_dir: anyio.Path,
+    name: str,
+    records: Mapping[int, Mapping[str, object]],
+    *,
+    keep_empty: bool = False,
+) -> anyio.Path:
+    """Write *name* in *out_dir*: one JSON object per line, by index (none: removed)."""
+    path = out_dir / name
+    if not records and not keep_empty:
         await path.unlink(missing_ok=True)
         return path
-    ordered = sorted(failures, key=lambda f: f.item.index)
     text = "".join(
-        json.dumps(f.as_record(), ensure_ascii=False, default=str) + "\n" for f in ordered
+        json.dumps(records[index], ensure_ascii=False, default=str) + "\n"
+        for index in sorted(records)
     )
     # Written whole, then renamed: a reader never sees half a file.
-    part = out_dir / (FAILURES_NAME + ".part")
+    part = out_dir / (name + ".part")
     await part.write_text(text, encoding="utf-8")
     await part.replace(path)
     return path
 
 
+async def write_failures(out_dir: anyio.Path, failures: Sequence[Failure]) -> anyio.Path:
+    """Write (or, with no failures, remove) the failures file; its path."""
+    records = {f.item.index: f.as_record() for f in failures}
+    return await write_records(out_dir, FAILURES_NAME, records)
+
+
 async def write_manifest(out_dir: anyio.Path, outcomes: Mapping[int, Mapping[str, object]]) -> None:
     """Write ``manifest.jsonl``: each item's line, task id, status and files, by index."""
-    text = "".join(
-        json.dumps(outcomes[index], ensure_ascii=False, default=str) + "\n"
-        for index in sorted(outcomes)
-    )
-    part = out_dir / (MANIFEST_NAME + ".part")
-    await part.write_text(text, encoding="utf-8")
-    await part.replace(out_dir / MANIFEST_NAME)
+    await write_records(out_dir, MANIFEST_NAME, outcomes, keep_empty=True)
 
 
 async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
@@ -163,7 +169,7 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
         title="summary",
         console=console,
     )
-    _explain_failures(engine.failures, failures_path)
+    explain_failures(engine.failures, failures_path)
     if stop.requested.is_set():
         noun = "task" if pending == 1 else "tasks"
         raise Interrupted(
@@ -174,7 +180,7 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
     return 1 if engine.failures else 0
 
 
-def _explain_failures(failures: Sequence[Failure], path: anyio.Path) -> None:
+def explain_failures(failures: Sequence[Failure], path: anyio.Path) -> None:
     if not failures:
         return
     noun = "item" if len(failures) == 1 else "items"
