@@ -273,9 +273,12 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     shared.add_argument(
         "--claim-idle",
         type=_positive_float,
-        default=30.0,
+        default=10.0,
         metavar="S",
-        help="take over a silent worker's lines after S seconds (default: %(default)g)",
+        help=(
+            "take over a silent worker's lines after S seconds (default: %(default)g; keep "
+            "it under the 15 s slot lease, so its tasks are re-attached before its slots free)"
+        ),
     )
     # Seconds a dead worker's slots stay held (the limiter's lease); tests shorten it.
     shared.add_argument("--lease", type=_positive_float, default=15.0, help=argparse.SUPPRESS)

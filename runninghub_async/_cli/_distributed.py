@@ -65,12 +65,15 @@ class RedisOptions:
         url: the Redis (or Valkey) URL.
         worker: this worker's name, unique among the workers (default: host:pid).
         claim_idle: seconds after which a silent worker's lines are taken over.
-        lease: seconds a dead worker's slots stay held.
+        lease: seconds a dead worker's slots stay held.  Keep *claim_idle* under
+            it: a dead worker's tasks then wait, first in line, for its slots, and
+            no new submit gets one while they still run (which RunningHub would
+            refuse with a 421).
     """
 
     url: str
     worker: str | None = None
-    claim_idle: float = 30.0
+    claim_idle: float = 10.0
     lease: float = 15.0
 
 

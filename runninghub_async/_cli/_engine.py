@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import os
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -39,7 +40,7 @@ import attrs
 from .. import CostBudget, Job, JobResult, RunningHub, RunningHubError
 from .._journal import Journal, JournalEntry
 from .._journaling import end_status
-from .._limiter import Limiter
+from .._limiter import Limiter, Slot
 from ._inputs import Item
 from ._progress import Tracker
 from ._stop import Stop
@@ -59,6 +60,8 @@ FINAL_STATUSES = {
 }
 
 _BUDGET = "BudgetExceededError"
+
+log = logging.getLogger("runninghub_async")
 
 # What a failed item may fail with without stopping the batch.
 _ITEM_ERRORS = (RunningHubError, OSError, ValueError, TypeError)
@@ -380,20 +383,37 @@ class Engine:
             await self._finish(item, job, submitted=True)
 
     async def _follow(self, item: Item, task_id: str) -> None:
-        """Attach to an earlier (or another worker's) task, holding a slot while it runs."""
-        slot = await self._slots.acquire_slot() if self._slots is not None else None
-        try:
+        """Attach to an earlier (or another worker's) task, and count it as holding a slot."""
+        held: list[Slot] = []
+        async with anyio.create_task_group() as tg:
+            if self._slots is not None:
+                tg.start_soon(self._hold_slot, self._slots, held)
             try:
-                job = self._client.attach(task_id, endpoint=item.endpoint or None)
-            except ValueError as exc:  # a journal edited by hand
-                self._fail(item, task_id, type(exc).__name__, str(exc))
-                self._tracker.finish(ok=False, started=False)
-                return
-            self.attached += 1
-            await self._finish(item, job, submitted=False)
-        finally:
-            if slot is not None:
-                slot.release()
+                try:
+                    job = self._client.attach(task_id, endpoint=item.endpoint or None)
+                except ValueError as exc:  # a journal edited by hand
+                    self._fail(item, task_id, type(exc).__name__, str(exc))
+                    self._tracker.finish(ok=False, started=False)
+                    return
+                self.attached += 1
+                await self._finish(item, job, submitted=False)
+            finally:
+                tg.cancel_scope.cancel()
+                for slot in held:
+                    slot.release()
+
+    @staticmethod
+    async def _hold_slot(slots: Limiter, held: list[Slot]) -> None:
+        """Take a slot for a task that runs already, first in line.
+
+        The task is followed at once; the slot only keeps the count right.  A dead
+        worker's lease still holds the task's slot; when it lapses, the slot must
+        come here, not to a new submit that RunningHub would refuse with a 421.
+        """
+        try:
+            held.append(await slots.acquire_slot(front=True))
+        except Exception as exc:  # the count is best effort; the task is followed anyway
+            log.warning("no slot for a re-attached task: %s", exc)
 
     async def _finish(self, item: Item, job: Job, *, submitted: bool) -> None:
         tracker = self._tracker
