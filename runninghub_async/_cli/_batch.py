@@ -125,6 +125,13 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
             # output directory or its journal exist.
             await client.queue_status()
         await journal.open()
+        unreadable = getattr(journal.journal, "unreadable", 0)
+        if unreadable:
+            print(
+                f"note: {unreadable} line(s) of {JOURNAL_NAME} could not be read "
+                "(torn by a crash, or written by an older version) and were ignored",
+                flush=True,
+            )
         resume = resume_line(*await resume_counts(journal))
         if resume:
             print(resume, flush=True)
