@@ -28,7 +28,7 @@ from runninghub_async import RunningHub
 from runninghub_async._cli import main
 from runninghub_async._cli._batch import FAILURES_NAME, JOURNAL_NAME
 from runninghub_async._cli._inputs import RequestBuilder
-from runninghub_async._cli._journal import JournalEvent, Phase, encode
+from runninghub_async._journal import FileJournal, params_digest
 from runninghub_async.testing import FakeRunningHub, FakeStats, FakeTask, Fault
 from runninghub_async.testing._png import render_png
 
@@ -275,9 +275,13 @@ def test_batch_attaches_to_a_task_journaled_before_a_crash(
     task_id = server.submit(dict(item.params))  # what the crashed run had submitted
     out = tmp_path / "out"
     out.mkdir()
-    intent = JournalEvent(key=item.key, index=0, phase=Phase.INTENT)
-    submitted = JournalEvent(key=item.key, index=0, phase=Phase.SUBMITTED, task_id=task_id)
-    (out / JOURNAL_NAME).write_text(encode(intent) + encode(submitted))
+
+    async def crashed_run() -> None:
+        async with FileJournal(out / JOURNAL_NAME) as journal:
+            await journal.intent(item.key, item.endpoint, params_digest(item.params))
+            await journal.accepted(item.key, task_id)
+
+    anyio.run(crashed_run)
     assert run(server, "batch", str(source), "-o", str(out)) == 0
     text = capsys.readouterr().out
     assert "1 to re-attach" in text

@@ -1,154 +1,64 @@
-"""The batch journal and what a re-run decides from it: durable records, torn lines, the lock,
-item identity, and the plan for each item (submit, attach, skip, report)."""
+"""What a batch re-run decides from the library journal (submit, attach, skip, report), the
+journal the CLI opens late, and item identity and input reading."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import anyio
 import pytest
 
-from runninghub_async._cli import _journal
 from runninghub_async._cli._engine import Action, list_outputs, plan
 from runninghub_async._cli._inputs import Format, RequestBuilder, count_items, read_items
-from runninghub_async._cli._journal import (
-    FileJournal,
-    ItemState,
-    JournalEvent,
-    JournalLockedError,
-    MemoryJournal,
-    Phase,
-    decode,
-    encode,
-    fold,
-)
+from runninghub_async._cli._journal import LateJournal, resume_counts
+from runninghub_async._journal import FileJournal, JournalEntry
 
 TASK = "2001234567890123456"
 
 
-def event(phase: Phase, key: str = "0-abc", **fields: object) -> JournalEvent:
-    return JournalEvent(key=key, index=0, phase=phase, **fields)  # type: ignore[arg-type]
-
-
-def state_after(*events: JournalEvent) -> ItemState:
-    state: ItemState | None = None
-    for e in events:
-        state = fold(state, e)
-    assert state is not None
-    return state
-
-
-# -- folding events into states -------------------------------------------------------------
-
-
-def test_an_item_goes_intent_submitted_done() -> None:
-    """The task id of "submitted" survives into "done", which adds the files."""
-    state = state_after(
-        event(Phase.INTENT),
-        event(Phase.SUBMITTED, task_id=TASK),
-        event(Phase.DONE, files=(f"{TASK}_0.png",)),
-    )
-    assert (state.phase, state.task_id, state.files) == (Phase.DONE, TASK, (f"{TASK}_0.png",))
-    assert not state.resumable
-    assert not state.outcome_unknown
-
-
-def test_a_new_intent_forgets_the_task_of_an_earlier_attempt() -> None:
-    """Retrying a failed item starts from scratch: its old task id is not re-attached."""
-    state = state_after(
-        event(Phase.INTENT),
-        event(Phase.SUBMITTED, task_id=TASK),
-        event(Phase.FAILED, error_type="TaskFailedError", error="boom"),
-        event(Phase.INTENT),
-    )
-    assert state.task_id is None
-    assert state.phase is Phase.INTENT
-
-
-@pytest.mark.parametrize(
-    ("events", "unknown", "final", "resumable"),
-    [
-        ([event(Phase.INTENT)], True, False, False),
-        (
-            [event(Phase.INTENT), event(Phase.FAILED, error_type="SubmitOutcomeUnknownError")],
-            True,
-            False,
-            False,
-        ),
-        (
-            [event(Phase.INTENT), event(Phase.FAILED, error_type="InvalidParametersError")],
-            False,
-            False,
-            False,
-        ),
-        ([event(Phase.INTENT), event(Phase.SUBMITTED, task_id=TASK)], False, False, True),
-        (
-            [
-                event(Phase.INTENT),
-                event(Phase.SUBMITTED, task_id=TASK),
-                event(Phase.FAILED, error_type="TaskFailedError"),
-            ],
-            False,
-            True,
-            False,
-        ),
-        (
-            [
-                event(Phase.INTENT),
-                event(Phase.SUBMITTED, task_id=TASK),
-                event(Phase.FAILED, error_type="JobTimeoutError"),
-            ],
-            False,
-            False,
-            True,
-        ),
-    ],
-    ids=["intent", "unknown", "refused", "submitted", "task-failed", "timed-out"],
-)
-def test_state_classification(
-    events: list[JournalEvent], unknown: bool, final: bool, resumable: bool
-) -> None:
-    """Unknown outcome, final failure and resumable follow from the last events."""
-    state = state_after(*events)
-    assert (state.outcome_unknown, state.final_failure, state.resumable) == (
-        unknown,
-        final,
-        resumable,
-    )
+def entry(task_id: str | None, status: str | None) -> JournalEntry:
+    return JournalEntry("0-abc", "rhart-image-n-pro/text-to-image", "d", task_id, status, 1.0)
 
 
 # -- what a re-run does with each item ---------------------------------------------------------
 
 
-def test_plan_for_each_kind_of_item() -> None:
+@pytest.mark.parametrize(
+    ("known", "files", "options", "expected"),
+    [
+        (None, False, {}, Action.SUBMIT),
+        (entry(TASK, None), False, {}, Action.ATTACH),
+        (entry(TASK, None), True, {}, Action.SKIP),  # downloaded, then the crash
+        (entry(TASK, "SUCCESS"), True, {}, Action.SKIP),
+        (entry(TASK, "SUCCESS"), False, {}, Action.ATTACH),  # done, but the files are gone
+        (entry(TASK, "TIMEOUT"), False, {}, Action.ATTACH),
+        (entry(None, None), False, {}, Action.REPORT),  # an intent without an answer
+        (entry(None, None), False, {"resubmit_unknown": True}, Action.SUBMIT),
+        (entry(None, "REJECTED"), False, {}, Action.SUBMIT),  # never accepted: nothing spent
+        (entry(TASK, "FAILED"), False, {}, Action.REPORT),
+        (entry(TASK, "CANCEL"), False, {}, Action.REPORT),
+        (entry(TASK, "FAILED"), False, {"retry_failed": True}, Action.SUBMIT),
+    ],
+    ids=[
+        "new",
+        "accepted",
+        "accepted-files-there",
+        "done",
+        "done-files-gone",
+        "timed-out",
+        "unknown",
+        "unknown-resubmit",
+        "rejected",
+        "failed",
+        "cancelled",
+        "failed-retry",
+    ],
+)
+def test_plan_for_each_kind_of_item(
+    known: JournalEntry | None, files: bool, options: dict[str, bool], expected: Action
+) -> None:
     """Never resubmit what has a task id or an unknown outcome unless asked; skip finished work."""
-    submitted = state_after(event(Phase.INTENT), event(Phase.SUBMITTED, task_id=TASK))
-    done = state_after(
-        event(Phase.INTENT),
-        event(Phase.SUBMITTED, task_id=TASK),
-        event(Phase.DONE, files=(f"{TASK}_0.png",)),
-    )
-    unknown = state_after(event(Phase.INTENT))
-    refused = state_after(
-        event(Phase.INTENT), event(Phase.FAILED, error_type="InvalidParametersError")
-    )
-    failed = state_after(
-        event(Phase.INTENT),
-        event(Phase.SUBMITTED, task_id=TASK),
-        event(Phase.FAILED, error_type="TaskFailedError"),
-    )
-    files = {TASK: (f"{TASK}_0.png",)}
-    assert plan(None, {}) is Action.SUBMIT
-    assert plan(submitted, {}) is Action.ATTACH
-    assert plan(submitted, files) is Action.SKIP  # downloaded, then the crash
-    assert plan(done, files) is Action.SKIP
-    assert plan(done, {}) is Action.ATTACH  # done, but the files were deleted
-    assert plan(unknown, {}) is Action.REPORT
-    assert plan(unknown, {}, resubmit_unknown=True) is Action.SUBMIT
-    assert plan(refused, {}) is Action.SUBMIT  # never accepted: nothing was spent
-    assert plan(failed, {}) is Action.REPORT
-    assert plan(failed, {}, retry_failed=True) is Action.SUBMIT
+    on_disk = {TASK: (f"{TASK}_0.png",)} if files else {}
+    assert plan(known, on_disk, **options) is expected
 
 
 def test_list_outputs_groups_files_by_task(tmp_path: Path) -> None:
@@ -162,121 +72,27 @@ def test_list_outputs_groups_files_by_task(tmp_path: Path) -> None:
     assert list_outputs(tmp_path / "missing") == {}
 
 
-# -- lines ------------------------------------------------------------------------------------
-
-
-def test_encode_decode_round_trip() -> None:
-    """Every field survives a line; the line ends with a newline."""
-    original = event(
-        Phase.FAILED, task_id=TASK, files=("a.png",), error_type="TaskFailedError", error="é"
-    )
-    line = encode(original)
-    assert line.endswith("\n")
-    decoded = decode(line)
-    assert decoded is not None
-    assert decoded == JournalEvent(
-        key=original.key,
-        index=0,
-        phase=Phase.FAILED,
-        task_id=TASK,
-        files=("a.png",),
-        error_type="TaskFailedError",
-        error="é",
-        at=round(original.at, 3),
-    )
-
-
-@pytest.mark.parametrize(
-    "line",
-    [
-        '{"v": 1, "key": "0-a", "ind',
-        "[]",
-        '{"v": 2, "key": "k", "index": 0, "phase": "intent"}',
-        '{"v": 1, "key": "k", "index": 0, "phase": "exploded"}',
-    ],
-    ids=["torn", "not-an-object", "future-version", "unknown-phase"],
-)
-def test_decode_refuses_what_is_not_an_event(line: str) -> None:
-    """Torn, foreign or future lines decode to None instead of raising."""
-    assert decode(line) is None
-
-
-# -- the file -----------------------------------------------------------------------------------
+# -- the journal the batch opens late ------------------------------------------------------------
 
 
 @pytest.mark.anyio
-async def test_file_journal_survives_a_reopen(tmp_path: Path) -> None:
-    """What was recorded is what a new process reads back."""
+async def test_late_journal_opens_the_file_only_when_asked(tmp_path: Path) -> None:
+    """Entering the wrapper creates nothing; `open` does; calls before it are refused."""
     path = tmp_path / "out" / "journal.jsonl"
-    async with await FileJournal.open(path) as journal:
-        await journal.record(event(Phase.INTENT))
-        await journal.record(event(Phase.SUBMITTED, task_id=TASK))
-        assert await journal.resumable() == 1
-    async with await FileJournal.open(path) as journal:
-        state = await journal.lookup("0-abc")
-        assert state is not None
-        assert state.task_id == TASK
-        assert await journal.lookup("1-other") is None
-        assert journal.unreadable == 0
-
-
-@pytest.mark.anyio
-async def test_a_torn_last_line_is_skipped_and_terminated(tmp_path: Path) -> None:
-    """A line cut by a crash is skipped on reading, and the next record starts a line of its own."""
-    path = tmp_path / "journal.jsonl"
-    path.write_text(encode(event(Phase.INTENT)) + '{"v": 1, "key": "1-x", "inde')
-    async with await FileJournal.open(path) as journal:
-        assert journal.unreadable == 1
-        await journal.record(event(Phase.SUBMITTED, task_id=TASK))
-    lines = path.read_text().splitlines()
-    assert [decode(line) is not None for line in lines] == [True, False, True]
-
-
-@pytest.mark.anyio
-async def test_two_processes_cannot_share_a_journal(tmp_path: Path) -> None:
-    """A second open of the same journal fails with a clear error while the first holds it."""
-    path = tmp_path / "journal.jsonl"
-    async with await FileJournal.open(path):
-        with pytest.raises(JournalLockedError, match="in use by another batch"):
-            await FileJournal.open(path)
-    async with await FileJournal.open(path):
-        pass  # released on close
-
-
-@pytest.mark.anyio
-async def test_concurrent_records_are_all_durable_with_fewer_fsyncs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """100 items recording at once: every line is on disk, written in groups."""
-    writes: list[int] = []
-    real_append = _journal._append_sync
-
-    def counting_append(fd: int, text: str) -> None:
-        writes.append(text.count("\n"))
-        real_append(fd, text)
-
-    monkeypatch.setattr(_journal, "_append_sync", counting_append)
-    path = tmp_path / "journal.jsonl"
-    async with await FileJournal.open(path) as journal, anyio.create_task_group() as tg:
-        for n in range(100):
-            tg.start_soon(journal.record, event(Phase.INTENT, key=f"{n}-k"))
-    keys = {json.loads(line)["key"] for line in path.read_text().splitlines()}
-    assert keys == {f"{n}-k" for n in range(100)}
-    assert sum(writes) == 100
-    assert len(writes) < 100
-
-
-@pytest.mark.anyio
-async def test_memory_journal_counts_what_a_rerun_would_attach() -> None:
-    """The demo's journal answers like the file one."""
-    journal = MemoryJournal()
-    await journal.record(event(Phase.INTENT, key="a"))
-    await journal.record(event(Phase.SUBMITTED, key="a", task_id=TASK))
-    await journal.record(event(Phase.INTENT, key="b"))
-    assert await journal.resumable() == 1
-    state = await journal.lookup("b")
-    assert state is not None
-    assert state.outcome_unknown
+    async with LateJournal(FileJournal(path)) as late:
+        assert not path.parent.exists()
+        with pytest.raises(RuntimeError, match="not open"):
+            await late.get("k")
+        await late.open()
+        assert await late.claim("k") is None  # a file journal is not shared
+        await late.intent("k", "e", "d")
+        await late.accepted("k", TASK)
+        await late.intent("u", "e", "d")
+        assert await resume_counts(late) == (1, 1)
+    async with FileJournal(path) as journal:
+        known = await journal.get("k")
+        assert known is not None
+        assert known.task_id == TASK
 
 
 # -- item identity across runs ----------------------------------------------------------------

@@ -259,6 +259,29 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
         action="store_true",
         help="submit again items whose task failed on RunningHub in an earlier run",
     )
+    shared = batch.add_argument_group(
+        "several machines",
+        "Start the same command with the same FILE on each machine: they share one batch, "
+        "the key's limits and the journal through Redis (needs the redis extra).",
+    )
+    shared.add_argument(
+        "--redis", metavar="URL", help="share the batch through this Redis (redis://host:6379/0)"
+    )
+    shared.add_argument(
+        "--worker", metavar="NAME", help="this worker's name, unique (default: host:pid)"
+    )
+    shared.add_argument(
+        "--claim-idle",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help=(
+            "take over a silent worker's lines after S seconds (default: %(default)g; keep "
+            "it under the 15 s slot lease, so its tasks are re-attached before its slots free)"
+        ),
+    )
+    # Seconds a dead worker's slots stay held (the limiter's lease); tests shorten it.
+    shared.add_argument("--lease", type=_positive_float, default=15.0, help=argparse.SUPPRESS)
 
     run = commands.add_parser(
         "run",
@@ -438,6 +461,12 @@ def _prepare(
                 )
     elif args.command == "batch":
         _check_image_options(parser, args, edit=False)
+        if args.redis and args.fake:
+            parser.error(
+                "argument --redis: not allowed with --fake (each worker's fake is its own)"
+            )
+        if not args.redis and args.worker:
+            parser.error("argument --worker: needs --redis")
     target = _target(parser, args, env)
     if args.command == "demo":
         demo = DemoRequest(count=args.count, output=args.output)
@@ -464,6 +493,13 @@ def _prepare(
             resubmit_unknown=args.resubmit_unknown,
             retry_failed=args.retry_failed,
         )
+        if args.redis:
+            from ._distributed import RedisOptions, run_distributed
+
+            shared = RedisOptions(
+                url=args.redis, worker=args.worker, claim_idle=args.claim_idle, lease=args.lease
+            )
+            return functools.partial(run_distributed, target, batch, shared)
         return functools.partial(run_batch, target, batch)
     if args.command == "status":
         return functools.partial(run_status, target, args.task_id)

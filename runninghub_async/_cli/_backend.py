@@ -21,6 +21,8 @@ import attrs
 from .. import PollPolicy, RunningHub
 from .._cadence import prior_for
 from .._config import DEFAULT_BASE_URL
+from .._journal import Journal
+from .._limiter import Limiter
 
 if TYPE_CHECKING:
     # Imported on demand only: commands on the real API never load the fake.
@@ -148,8 +150,17 @@ def poll_policy(factor: float) -> PollPolicy | None:
 
 
 @asynccontextmanager
-async def open_session(target: Target, options: ClientOptions) -> AsyncIterator[Session]:
+async def open_session(
+    target: Target,
+    options: ClientOptions,
+    *,
+    journal: Journal | None = None,
+    limiter: Limiter | None = None,
+) -> AsyncIterator[Session]:
     """Open a client on *target* (starting the fake first if asked), and close both after.
+
+    *journal* and *limiter* are given to the client (a batch's journal; a limiter
+    shared with other workers).
 
     Raises:
         RunningHubError: the client could not open (``max_in_flight="auto"`` queries the API).
@@ -161,6 +172,8 @@ async def open_session(target: Target, options: ClientOptions) -> AsyncIterator[
             max_in_flight=options.max_in_flight,
             requests_per_second=options.requests_per_second or 10.0,
             poll=poll_policy(target.time_scale),
+            journal=journal,
+            limiter=limiter,
         )
         async with client:
             yield Session(client, None, target)
@@ -182,6 +195,8 @@ async def open_session(target: Target, options: ClientOptions) -> AsyncIterator[
             requests_per_second=options.requests_per_second or 10.0 * SPEEDUP / scale,
             poll=poll_policy(scale / SPEEDUP),
             job_timeout=300.0,
+            journal=journal,
+            limiter=limiter,
         )
         async with client:
             yield Session(client, fake, target)

@@ -2,9 +2,10 @@
 
 Beside the images, the output directory holds:
 
-* ``.runninghub-journal.jsonl``: every item's intent, task id and outcome, written
-  before the next step begins (see `_journal`).  A re-run of the same command
-  reads it to attach to tasks already submitted and to skip finished items.
+* ``.runninghub-journal.jsonl``: the library's `FileJournal` of the batch: every
+  submit's intent (before the POST), task id (right after acceptance) and end,
+  keyed by item (see `_journal`).  A re-run of the same command reads it to
+  attach to tasks already submitted and to skip items whose files are there.
 * ``failures.jsonl``: one object per failed item (index, line, params, task id,
   error type and message), rewritten at the end of every run; removed when a run
   has no failures.
@@ -25,10 +26,11 @@ import anyio
 import attrs
 
 from .. import CostBudget
+from .._journal import FileJournal
 from ._backend import ClientOptions, Target, open_session
 from ._engine import Engine, Failure, list_outputs
 from ._inputs import RequestBuilder, count_items, read_items
-from ._journal import FileJournal, ItemState, Phase
+from ._journal import LateJournal, resume_counts
 from ._progress import Tracker, make_display, rich_console, show_while
 from ._stop import Interrupted, Stop
 from ._summary import print_summary, summarize
@@ -57,47 +59,48 @@ class BatchRequest:
     retry_failed: bool = False
 
 
-def _resume_line(states: Sequence[ItemState]) -> str | None:
-    if not states:
+def resume_line(attach: int, unknown: int) -> str | None:
+    """What a re-run says it resumes, or None when the journal has nothing outstanding."""
+    if not attach and not unknown:
         return None
-    done = sum(1 for s in states if s.phase is Phase.DONE)
-    attach = sum(1 for s in states if s.resumable)
-    unknown = sum(1 for s in states if s.outcome_unknown)
-    failed = sum(1 for s in states if s.final_failure)
-    parts = [f"{done} done", f"{attach} to re-attach"]
-    if failed:
-        parts.append(f"{failed} failed")
+    parts = [f"{attach} to re-attach"]
     if unknown:
         parts.append(f"{unknown} of unknown outcome")
     return "resuming from the journal: " + ", ".join(parts)
 
 
-async def write_failures(out_dir: anyio.Path, failures: Sequence[Failure]) -> anyio.Path:
-    """Write (or, with no failures, remove) the failures file; its path."""
-    path = out_dir / FAILURES_NAME
-    if not failures:
+async def write_records(
+    out_dir: anyio.Path,
+    name: str,
+    records: Mapping[int, Mapping[str, object]],
+    *,
+    keep_empty: bool = False,
+) -> anyio.Path:
+    """Write *name* in *out_dir*: one JSON object per line, by index (none: removed)."""
+    path = out_dir / name
+    if not records and not keep_empty:
         await path.unlink(missing_ok=True)
         return path
-    ordered = sorted(failures, key=lambda f: f.item.index)
     text = "".join(
-        json.dumps(f.as_record(), ensure_ascii=False, default=str) + "\n" for f in ordered
+        json.dumps(records[index], ensure_ascii=False, default=str) + "\n"
+        for index in sorted(records)
     )
     # Written whole, then renamed: a reader never sees half a file.
-    part = out_dir / (FAILURES_NAME + ".part")
+    part = out_dir / (name + ".part")
     await part.write_text(text, encoding="utf-8")
     await part.replace(path)
     return path
 
 
+async def write_failures(out_dir: anyio.Path, failures: Sequence[Failure]) -> anyio.Path:
+    """Write (or, with no failures, remove) the failures file; its path."""
+    records = {f.item.index: f.as_record() for f in failures}
+    return await write_records(out_dir, FAILURES_NAME, records)
+
+
 async def write_manifest(out_dir: anyio.Path, outcomes: Mapping[int, Mapping[str, object]]) -> None:
     """Write ``manifest.jsonl``: each item's line, task id, status and files, by index."""
-    text = "".join(
-        json.dumps(outcomes[index], ensure_ascii=False, default=str) + "\n"
-        for index in sorted(outcomes)
-    )
-    part = out_dir / (MANIFEST_NAME + ".part")
-    await part.write_text(text, encoding="utf-8")
-    await part.replace(out_dir / MANIFEST_NAME)
+    await write_records(out_dir, MANIFEST_NAME, outcomes, keep_empty=True)
 
 
 async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
@@ -114,49 +117,58 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
         raise EmptyInputError(f"{request.file} holds no prompts (every line is blank)")
     out_dir = anyio.Path(request.output)
     console = rich_console()
-    async with open_session(target, request.options) as session:
+    journal = LateJournal(FileJournal(out_dir / JOURNAL_NAME, fsync=True))
+    async with open_session(target, request.options, journal=journal) as session:
         client = session.client
         if request.options.max_in_flight != "auto":
             # "auto" asked already; either way a bad key stops here, before the
             # output directory or its journal exist.
             await client.queue_status()
-        await out_dir.mkdir(parents=True, exist_ok=True)
-        async with await FileJournal.open(out_dir / JOURNAL_NAME) as journal:
-            resume = _resume_line(list(journal.states.values()))
-            if resume:
-                print(resume, flush=True)
-            on_disk = await anyio.to_thread.run_sync(list_outputs, os.fspath(out_dir))
-            window = client.statistics().limiter.max_in_flight
-            noun = "item" if total == 1 else "items"
-            budget_note = f", at most {request.max_cost}" if request.max_cost is not None else ""
+        await journal.open()
+        unreadable = getattr(journal.journal, "unreadable", 0)
+        if unreadable:
             print(
-                f"batch: {total} {noun} from {request.file} on {target.where}, "
-                f"{window} at a time{budget_note}; files go to {request.output}",
+                f"note: {unreadable} line(s) of {JOURNAL_NAME} could not be read "
+                "(torn by a crash, or written by an older version) and were ignored",
                 flush=True,
             )
-            tracker = Tracker(total)
-            display = make_display(tracker, label="batch", console=console)
-            budget = (
-                CostBudget(client.price, request.max_cost) if request.max_cost is not None else None
-            )
-            engine = Engine(
-                client,
-                journal,
-                tracker,
-                request.output,
-                window=window,
-                stop=stop,
-                note=display.note,
-                on_disk=on_disk,
-                resubmit_unknown=request.resubmit_unknown,
-                retry_failed=request.retry_failed,
-                budget=budget,
-            )
-            items = read_items(request.file, fmt, request.builder)
-            await show_while(display, lambda: engine.run(items))
-            wall = tracker.elapsed()
-            stats = client.statistics()
-            pending = await journal.resumable()
+        resume = resume_line(*await resume_counts(journal))
+        if resume:
+            print(resume, flush=True)
+        on_disk = await anyio.to_thread.run_sync(list_outputs, os.fspath(out_dir))
+        window = client.statistics().limiter.max_in_flight
+        noun = "item" if total == 1 else "items"
+        budget_note = f", at most {request.max_cost}" if request.max_cost is not None else ""
+        print(
+            f"batch: {total} {noun} from {request.file} on {target.where}, "
+            f"{window} at a time{budget_note}; files go to {request.output}",
+            flush=True,
+        )
+        tracker = Tracker(total)
+        display = make_display(tracker, label="batch", console=console)
+        budget = (
+            CostBudget(client.price, request.max_cost) if request.max_cost is not None else None
+        )
+        engine = Engine(
+            client,
+            journal,
+            tracker,
+            request.output,
+            window=window,
+            stop=stop,
+            note=display.note,
+            on_disk=on_disk,
+            resubmit_unknown=request.resubmit_unknown,
+            retry_failed=request.retry_failed,
+            budget=budget,
+        )
+        items = read_items(request.file, fmt, request.builder)
+        await show_while(display, lambda: engine.run(items))
+        wall = tracker.elapsed()
+        stats = client.statistics()
+    # Counted after the client closed: ends it learnt while closing are written.
+    async with FileJournal(out_dir / JOURNAL_NAME) as reread:
+        pending, _ = await resume_counts(reread)
     failures_path = await write_failures(out_dir, engine.failures)
     await write_manifest(out_dir, engine.outcomes)
     print_summary(
@@ -164,7 +176,7 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
         title="summary",
         console=console,
     )
-    _explain_failures(engine.failures, failures_path)
+    explain_failures(engine.failures, failures_path)
     if stop.requested.is_set():
         noun = "task" if pending == 1 else "tasks"
         raise Interrupted(
@@ -175,7 +187,7 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
     return 1 if engine.failures else 0
 
 
-def _explain_failures(failures: Sequence[Failure], path: anyio.Path) -> None:
+def explain_failures(failures: Sequence[Failure], path: anyio.Path) -> None:
     if not failures:
         return
     noun = "item" if len(failures) == 1 else "items"

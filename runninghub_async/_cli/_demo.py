@@ -16,7 +16,6 @@ from .. import _catalog
 from ._backend import FAKE_CONCURRENCY, SPEEDUP, ClientOptions, Target, open_session
 from ._engine import Engine
 from ._inputs import Item, RequestBuilder
-from ._journal import MemoryJournal
 from ._progress import Tracker, make_display, rich_console, show_while
 from ._stop import Interrupted, Stop
 from ._summary import print_summary, summarize
@@ -91,7 +90,7 @@ async def run_demo(target: Target, request: DemoRequest, stop: Stop) -> int:
         display = make_display(tracker, label="demo", console=console)
         engine = Engine(
             client,
-            MemoryJournal(),
+            None,
             tracker,
             request.output,
             window=client.statistics().limiter.max_in_flight,

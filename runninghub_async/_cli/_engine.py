@@ -1,53 +1,73 @@
 """The batch engine: a window of items, each submitted (or re-attached), awaited and downloaded.
 
-``run_many`` is not used on purpose: it hands out no task id before a job ends,
-and the journal needs each id the moment RunningHub answers.  So each item runs
-its own ``submit`` + journal + ``wait`` + ``download`` in one task group, at most
-``window`` at once, with items pulled lazily from their source.
+Each item's submit goes through the client's journal (the library's `Journal`:
+``FileJournal`` beside the output, or a ``RedisJournal`` shared by workers): the
+intent before the POST, the task id right after acceptance, the end when the job
+ends.  What a re-run does with an item follows from that record and from the
+files already in the output directory (`plan`).
+
+``run_many`` is not used: a CLI batch mixes models line by line, prices items
+for ``--max-cost`` across models, reports an earlier run's failures instead of
+skipping them, and needs each item's outcome (files, manifest line) as it
+settles; so each item runs its own ``submit`` + ``wait`` + ``download`` in one
+task group, at most ``window`` at once, with items pulled lazily from their source.
 
 Stopping (Ctrl-C) has two steps.  The first stops reading items and cancels every
 wait and download at once, but lets each submit already under way finish and
-journal its task id (for up to ``grace`` seconds): cancelled mid-POST, a paid
-task would exist with no record of it.  The second Ctrl-C, or the end of the
-grace, cancels those too.  If every one of them was still waiting for a free
-slot inside the client (so none was sent), each is journaled as never sent and
-a re-run submits it; otherwise they stay ``intent`` in the journal, and a re-run
-reports them as of unknown outcome instead of paying twice.
+journal its task id (for up to ``grace`` seconds).  The second Ctrl-C, or the end
+of the grace, cancels those too.  If every one of them was still waiting for a
+free slot inside the client (so none was on the wire), each is journaled as
+``REJECTED`` (never accepted) and a re-run submits it; otherwise an intent may
+stay in the journal, and a re-run reports it as of unknown outcome instead of
+paying twice.  (A POST already on the wire is awaited by the client itself,
+which journals its task id even when its caller was cancelled.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 import os
 import re
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from decimal import Decimal
 
 import anyio
 import anyio.lowlevel
 import attrs
 
-from .. import CostBudget, Job, RunningHub, RunningHubError
+from .. import CostBudget, Job, JobResult, RunningHub, RunningHubError
+from .._journal import Journal, JournalEntry
+from .._journaling import end_status
+from .._limiter import Limiter, Slot
 from ._inputs import Item
-from ._journal import ItemState, Journal, JournalEvent, Phase
 from ._progress import Tracker
 from ._stop import Stop
 
-__all__ = ["NOT_SENT", "Action", "Engine", "Failure", "list_outputs", "plan"]
+__all__ = ["FINAL_STATUSES", "Action", "Engine", "Failure", "Settled", "list_outputs", "plan"]
 
 # Files ``RunningHub.download`` writes for a result: "<task_id>_<n>.<ext>", or
 # "<task_id>_<n>-<k>.<ext>" when the name was taken.
 _OUTPUT_NAME = re.compile(r"^(\d+)_\d+(?:-\d+)?\.[A-Za-z0-9]+$")
 
-NOT_SENT = "NotSentError"
-"""The error type journaled for a submit stopped while provably still waiting for a slot."""
-_NOT_SENT_MESSAGE = "stopped by the user while waiting for a free slot; it was never sent"
+# Journal ends that close an item for good: the task ended on RunningHub, and
+# running it again would cost again, so a re-run resubmits these only when asked.
+FINAL_STATUSES = {
+    "FAILED": "TaskFailedError",
+    "CANCEL": "TaskCancelledError",
+    "NOT_FOUND": "TaskNotFoundError",
+}
 
 _BUDGET = "BudgetExceededError"
 
+log = logging.getLogger("runninghub_async")
+
 # What a failed item may fail with without stopping the batch.
 _ITEM_ERRORS = (RunningHubError, OSError, ValueError, TypeError)
+
+Settled = Callable[[Item, Mapping[str, object], "Failure | None", bool], Awaitable[None]]
+"""Called once an item settled: its manifest record, its failure, whether it was skipped."""
 
 
 class Action(enum.Enum):
@@ -60,7 +80,7 @@ class Action(enum.Enum):
 
 
 def plan(
-    state: ItemState | None,
+    entry: JournalEntry | None,
     on_disk: Mapping[str, tuple[str, ...]],
     *,
     resubmit_unknown: bool = False,
@@ -69,20 +89,21 @@ def plan(
     """Decide what to do with an item.
 
     Args:
-        state: what the journal knows of it.
+        entry: what the journal knows of it.
         on_disk: output files in the output directory, by task id.
         resubmit_unknown: submit items whose earlier submit may have been accepted.
         retry_failed: submit again items whose task failed on RunningHub.
     """
-    if state is None:
+    if entry is None:
         return Action.SUBMIT
-    if state.task_id is not None:
-        if state.task_id in on_disk or (state.phase is Phase.DONE and not state.files):
+    if entry.task_id is not None and entry.status != "REJECTED":
+        if entry.task_id in on_disk:
             return Action.SKIP
-        if state.final_failure:
+        if entry.status in FINAL_STATUSES:
             return Action.SUBMIT if retry_failed else Action.REPORT
-        return Action.ATTACH  # submitted, or done with its files gone: wait and download
-    if state.outcome_unknown:
+        # Outstanding, timed out, or done with its files gone: follow it again.
+        return Action.ATTACH
+    if entry.status is None:  # an intent and no answer: it may have been accepted
         return Action.SUBMIT if resubmit_unknown else Action.REPORT
     return Action.SUBMIT  # refused before acceptance: nothing was spent
 
@@ -142,8 +163,8 @@ class Engine:
     """Runs items through submit (or attach), wait and download, recording each step.
 
     Args:
-        client: an open client.
-        journal: where each step is recorded before the next begins.
+        client: an open client; its journal (if any) records every submit.
+        journal: the client's journal (None: nothing is resumed, as in the demo).
         tracker: counts for the progress display.
         out_dir: where the files go.
         window: items in progress at once (memory and in-flight bound).
@@ -155,12 +176,15 @@ class Engine:
         grace: seconds submits under way may take to finish after the first Ctrl-C.
         budget: prices each item before its submit; once an item would pass the
             budget, it and every later item are not submitted (``max_cost``).
+        slots: the client's limiter: a re-attached task then holds a slot until
+            it ends, like a submitted one (workers sharing a key need this).
+        settled: awaited once per item that settled (not for items a stop cut short).
     """
 
     def __init__(
         self,
         client: RunningHub,
-        journal: Journal,
+        journal: Journal | None,
         tracker: Tracker,
         out_dir: str | os.PathLike[str],
         *,
@@ -172,6 +196,8 @@ class Engine:
         retry_failed: bool = False,
         grace: float = 10.0,
         budget: CostBudget | None = None,
+        slots: Limiter | None = None,
+        settled: Settled | None = None,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window!r}")
@@ -186,8 +212,12 @@ class Engine:
         self._resubmit_unknown = resubmit_unknown
         self._retry_failed = retry_failed
         self._grace = grace
-        self._submitting: set[anyio.CancelScope] = set()
+        self._slots = slots
+        self._settled = settled
+        self._submitting: dict[anyio.CancelScope, Item] = {}
         self._never_sent = False
+        self._skipped: set[int] = set()
+        self._failure_of: dict[int, Failure] = {}
         self.failures: list[Failure] = []
         """Every item that failed, in the order they failed."""
         self.latencies: list[float] = []
@@ -197,7 +227,7 @@ class Engine:
         self.submitted = 0
         """Submits RunningHub accepted in this run."""
         self.attached = 0
-        """Tasks of an earlier run attached to."""
+        """Tasks of an earlier run (or of another worker) attached to."""
         self.budget = budget
         self.cost = Decimal(0)
         """What the tasks that ended in this run cost, as RunningHub reports it."""
@@ -252,6 +282,10 @@ class Engine:
     async def _guarded(self, item: Item) -> None:
         try:
             await self._item(item)
+            record = self.outcomes.get(item.index)
+            if self._settled is not None and record is not None:
+                skipped = item.index in self._skipped
+                await self._settled(item, record, self._failure_of.get(item.index), skipped)
         finally:
             self._window.release()
 
@@ -268,6 +302,7 @@ class Engine:
             item=item, task_id=task_id, error_type=error_type, message=message, earlier=earlier
         )
         self.failures.append(failure)
+        self._failure_of[item.index] = failure
         status = "not_run" if error_type == _BUDGET else "failed"
         self._outcome(item, status, task_id, error=f"{error_type}: {message}")
 
@@ -290,71 +325,134 @@ class Engine:
             record["error"] = error
         self.outcomes[item.index] = record
 
+    async def _entry(self, item: Item) -> JournalEntry | None:
+        journal = self._journal
+        if journal is None:
+            return None
+        claim = getattr(journal, "claim", None)
+        if claim is not None:
+            # A shared journal: whoever acts on an item owns it now, so a worker
+            # thought dead that wakes up can no longer submit it.
+            await claim(item.key)
+        return await journal.get(item.key)
+
+    async def _ended(self, key: str, status: str) -> None:
+        if self._journal is not None:
+            with anyio.CancelScope(shield=True):
+                await self._journal.ended(key, status)
+
     async def _item(self, item: Item) -> None:
         tracker = self._tracker
         if item.problem is not None:
             self._fail(item, None, "InvalidInputError", item.problem)
             tracker.finish(ok=False, started=False)
             return
-        state = await self._journal.lookup(item.key)
+        try:
+            entry = await self._entry(item)
+        except _ITEM_ERRORS as exc:  # the shared journal is unreachable
+            self._fail(item, None, type(exc).__name__, str(exc))
+            tracker.finish(ok=False, started=False)
+            return
         action = plan(
-            state,
+            entry,
             self._on_disk,
             resubmit_unknown=self._resubmit_unknown,
             retry_failed=self._retry_failed,
         )
         if action is Action.SKIP:
-            assert state is not None
-            files = state.files or self._on_disk.get(state.task_id or "", ())
-            if state.phase is not Phase.DONE:  # the files are there; the record was not
-                await self._record(item, Phase.DONE, task_id=state.task_id, files=files)
-            self._outcome(item, "done", state.task_id, files)
+            assert entry is not None
+            assert entry.task_id is not None
+            if entry.status is None:  # the files are there; the end was not recorded
+                await self._ended(item.key, "SUCCESS")
+            self._skipped.add(item.index)
+            self._outcome(item, "done", entry.task_id, self._on_disk[entry.task_id])
             tracker.skip()
             return
         if action is Action.REPORT:
-            assert state is not None
-            self._report_earlier(item, state)
+            assert entry is not None
+            self._report_earlier(item, entry)
             tracker.finish(ok=False, started=False)
             return
         if action is Action.ATTACH:
-            assert state is not None
-            assert state.task_id is not None
-            try:
-                job: Job | None = self._client.attach(state.task_id, endpoint=item.endpoint)
-            except ValueError as exc:  # a journal edited by hand
-                self._fail(item, state.task_id, type(exc).__name__, str(exc))
-                tracker.finish(ok=False, started=False)
-                return
-            self.attached += 1
-        else:
-            job = await self._submit(item)
-        if job is None:
+            assert entry is not None
+            assert entry.task_id is not None
+            await self._follow(item, entry.task_id)
             return
+        job = await self._submit(item)
+        if job is not None:
+            await self._finish(item, job, submitted=True)
+
+    async def _follow(self, item: Item, task_id: str) -> None:
+        """Attach to an earlier (or another worker's) task, and count it as holding a slot."""
+        held: list[Slot] = []
+        async with anyio.create_task_group() as tg:
+            if self._slots is not None:
+                tg.start_soon(self._hold_slot, self._slots, held)
+            try:
+                try:
+                    job = self._client.attach(task_id, endpoint=item.endpoint or None)
+                except ValueError as exc:  # a journal edited by hand
+                    self._fail(item, task_id, type(exc).__name__, str(exc))
+                    self._tracker.finish(ok=False, started=False)
+                    return
+                self.attached += 1
+                await self._finish(item, job, submitted=False)
+            finally:
+                tg.cancel_scope.cancel()
+                for slot in held:
+                    slot.release()
+
+    @staticmethod
+    async def _hold_slot(slots: Limiter, held: list[Slot]) -> None:
+        """Take a slot for a task that runs already, first in line.
+
+        The task is followed at once; the slot only keeps the count right.  A dead
+        worker's lease still holds the task's slot; when it lapses, the slot must
+        come here, not to a new submit that RunningHub would refuse with a 421.
+        """
+        try:
+            held.append(await slots.acquire_slot(front=True))
+        except Exception as exc:  # the count is best effort; the task is followed anyway
+            log.warning("no slot for a re-attached task: %s", exc)
+
+    async def _finish(self, item: Item, job: Job, *, submitted: bool) -> None:
+        tracker = self._tracker
         tracker.start()
         accepted_at = anyio.current_time()
         try:
             try:
-                result = await job.wait()
+                result = await self._wait(item, job, submitted=submitted)
             finally:
                 tracker.ended()  # its slot is free: it no longer counts as running
-            if action is Action.SUBMIT:
+            if submitted:
                 self.latencies.append(anyio.current_time() - accepted_at)
             if result.usage is not None and result.usage.consume_money is not None:
                 self.cost += result.usage.consume_money
             paths = await self._client.download(result, self._out_dir)
         except _ITEM_ERRORS as exc:
-            await self._record(item, Phase.FAILED, task_id=job.task_id, error=exc)
             self._fail(item, job.task_id, type(exc).__name__, str(exc))
             tracker.saved(ok=False)
             return
         files = tuple(path.name for path in paths)  # written directly into out_dir
         self.files.extend(files)
-        await self._record(item, Phase.DONE, task_id=job.task_id, files=files)
         self._outcome(item, "done", job.task_id, files)
         tracker.saved(ok=True)
 
-    def _report_earlier(self, item: Item, state: ItemState) -> None:
-        if state.outcome_unknown:
+    async def _wait(self, item: Item, job: Job, *, submitted: bool) -> JobResult:
+        """``job.wait()``; journals an attached job's end (the client does a submitted one's)."""
+        try:
+            result = await job.wait()
+        except RunningHubError as exc:
+            status = end_status(exc)
+            if not submitted and status is not None:
+                await self._ended(item.key, status)
+            raise
+        if not submitted:
+            await self._ended(item.key, "SUCCESS")
+        return result
+
+    def _report_earlier(self, item: Item, entry: JournalEntry) -> None:
+        if entry.task_id is None:
             message = (
                 "an earlier run was cut off while submitting this item, so RunningHub may "
                 "have accepted it; it was not sent again (check your tasks on RunningHub, "
@@ -362,39 +460,39 @@ class Engine:
             )
             self._fail(item, None, "SubmitOutcomeUnknownError", message, earlier=True)
             return
-        message = f"{state.error} (in an earlier run; --retry-failed submits it again)"
-        self._fail(item, state.task_id, state.error_type or "Error", message, earlier=True)
+        status = entry.status or "FAILED"
+        message = (
+            f"task {entry.task_id} ended {status} on RunningHub in an earlier run "
+            "(--retry-failed submits it again)"
+        )
+        error_type = FINAL_STATUSES.get(status, "TaskFailedError")
+        self._fail(item, entry.task_id, error_type, message, earlier=True)
 
     async def _submit(self, item: Item) -> Job | None:
-        """Submit *item* with its intent and task id journaled; None if it did not go."""
+        """Submit *item* under its journal key; None if it did not go."""
         # The last point where the first Ctrl-C stops this item before anything is sent.
         await anyio.lowlevel.checkpoint()
         if self.budget is not None and not await self._within_budget(item):
             return None
+        key = item.key if self._journal is not None else None
         # Shielded from the first Ctrl-C (see the module docstring); the second one
         # cancels this scope itself.
         with anyio.CancelScope(shield=True) as scope:
-            self._submitting.add(scope)
+            self._submitting[scope] = item
             try:
-                await self._record(item, Phase.INTENT)
                 try:
-                    job = await self._client.submit(item.endpoint, item.params)
+                    job = await self._client.submit(item.endpoint, item.params, key=key)
                 except _ITEM_ERRORS as exc:
-                    await self._record(item, Phase.FAILED, error=exc)
                     self._fail(item, None, type(exc).__name__, str(exc))
                     self._tracker.finish(ok=False, started=False)
                     return None
-                await self._record(item, Phase.SUBMITTED, task_id=job.task_id)
                 self.submitted += 1
                 return job
             finally:
-                self._submitting.discard(scope)
+                del self._submitting[scope]
         # The second Ctrl-C (or the end of the grace) came first.
         if scope.cancelled_caught and self._never_sent:
-            with anyio.CancelScope(shield=True):
-                await self._record(
-                    item, Phase.FAILED, error_type=NOT_SENT, message=_NOT_SENT_MESSAGE
-                )
+            await self._ended(item.key, "REJECTED")
         return None
 
     async def _within_budget(self, item: Item) -> bool:
@@ -411,28 +509,3 @@ class Engine:
         self._fail(item, None, _BUDGET, str(error))
         self._tracker.finish(ok=False, started=False)
         return False
-
-    async def _record(
-        self,
-        item: Item,
-        phase: Phase,
-        *,
-        task_id: str | None = None,
-        files: tuple[str, ...] = (),
-        error: BaseException | None = None,
-        error_type: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        if error is not None:
-            error_type, message = type(error).__name__, str(error)
-        await self._journal.record(
-            JournalEvent(
-                key=item.key,
-                index=item.index,
-                phase=phase,
-                task_id=task_id,
-                files=files,
-                error_type=error_type,
-                error=message,
-            )
-        )
