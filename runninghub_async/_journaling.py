@@ -49,10 +49,11 @@ def end_status(outcome: JobResult | RunningHubError) -> str | None:
 def resumable(entry: JournalEntry | None) -> str:
     """What ``run_many`` does with an item the journal knows as *entry*.
 
-    ``"submit"`` (never seen), ``"done"`` (ended: skipped), ``"attach"`` (accepted
-    and not ended: followed again) or ``"unknown"`` (an intent without a task id).
+    ``"submit"`` (never seen, or refused before acceptance: nothing was spent),
+    ``"done"`` (ended: skipped), ``"attach"`` (accepted and not ended: followed
+    again) or ``"unknown"`` (an intent without a task id).
     """
-    if entry is None:
+    if entry is None or entry.status == "REJECTED":
         return "submit"
     if entry.status is not None:
         return "done"

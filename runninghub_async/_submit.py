@@ -73,6 +73,7 @@ class _Post:
     key: str | None = None
     started: float = 0.0
     intended: bool = attrs.field(default=False, init=False)
+    on_wire: bool = attrs.field(default=False, init=False)
     # Per attempt: `attempt()` makes a fresh one of these for each send.
     answered: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
     tracked: Tracked | None = attrs.field(default=None, init=False)
@@ -174,9 +175,11 @@ class Submitter:
             return await self._until_answered(post)
         except SubmitOutcomeUnknownError:
             raise  # the intent stays: recover() reports it
-        except Exception as exc:
+        except BaseException as exc:
             accepted = isinstance(exc, ClientClosedError) and exc.task_ids
-            if post.intended and not accepted:
+            # Cancelled with a POST on the wire: its outcome is unknown, the intent stays.
+            # Anywhere else (waiting for a slot, backing off, refused) nothing was taken.
+            if post.intended and not accepted and not post.on_wire:
                 with anyio.CancelScope(shield=True):
                     await _journal_quietly(journal.ended(key, "REJECTED"), key)
             raise
@@ -199,7 +202,9 @@ class Submitter:
                     slot.release()  # not recorded, so not sent
                     raise
                 post.intended = True
+            post.on_wire = True
             error = await self._send(post.attempt(), slot)
+            post.on_wire = False
             if isinstance(error, Tracked):
                 return error
             in_time = anyio.current_time() - start < self._job_timeout
