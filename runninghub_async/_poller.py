@@ -30,6 +30,7 @@ import anyio.lowlevel
 import attrs
 
 from ._cadence import DurationModel, prior_for
+from ._concurrency import TaskSet
 from ._config import PollPolicy
 from ._errors import (
     AuthenticationError,
@@ -156,6 +157,7 @@ class Poller:
         self._seq = itertools.count()
         self._models: dict[str | None, DurationModel] = {}
         self._wake = asyncio.Event()
+        self._checks = TaskSet()
         self._closed = False
         self._in_flight = 0
         self._queries_sent = 0
@@ -281,20 +283,26 @@ class Poller:
         """Check due tasks until cancelled.  Start it with ``await tg.start(poller.run)``."""
         async with anyio.create_task_group() as tg:
             task_status.started()
-            while True:
-                self._expire_due(tg)
-                self._dispatch_due(tg)
-                timeout = self._deadlines[0][0] - self._clock() if self._deadlines else math.inf
-                if self._heap and self._in_flight < self._policy.max_concurrent:
-                    timeout = min(timeout, self._heap[0][0] - self._clock())
-                self._wake.clear()
-                if timeout == math.inf:
+            try:
+                await self._loop(tg)
+            finally:
+                await self._checks.aclose()
+
+    async def _loop(self, tg: anyio.abc.TaskGroup) -> None:
+        while True:
+            self._expire_due(tg)
+            self._dispatch_due()
+            timeout = self._deadlines[0][0] - self._clock() if self._deadlines else math.inf
+            if self._heap and self._in_flight < self._policy.max_concurrent:
+                timeout = min(timeout, self._heap[0][0] - self._clock())
+            self._wake.clear()
+            if timeout == math.inf:
+                await self._wake.wait()
+            elif timeout > 0:
+                with anyio.move_on_after(timeout):
                     await self._wake.wait()
-                elif timeout > 0:
-                    with anyio.move_on_after(timeout):
-                        await self._wake.wait()
-                else:
-                    await anyio.lowlevel.checkpoint()
+            else:
+                await anyio.lowlevel.checkpoint()
 
     def _expire_due(self, tg: anyio.abc.TaskGroup) -> None:
         now = self._clock()
@@ -308,7 +316,7 @@ class Poller:
                 self._finish(tracked, JobTimeoutError(tracked.task_id, self._job_timeout))
                 tg.start_soon(self._cancel_remotely, tracked.task_id)
 
-    def _dispatch_due(self, tg: anyio.abc.TaskGroup) -> None:
+    def _dispatch_due(self) -> None:
         now = self._clock()
         while self._heap and self._in_flight < self._policy.max_concurrent:
             due, _, tracked = self._heap[0]
@@ -319,7 +327,7 @@ class Poller:
                 continue  # a stale entry: the task was rescheduled or has ended
             tracked.querying = True
             self._in_flight += 1
-            tg.start_soon(self._check, tracked)
+            self._checks.spawn(self._check(tracked), "runninghub_async._poller.Poller._check")
 
     async def _check(self, tracked: Tracked) -> None:
         try:

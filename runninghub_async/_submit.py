@@ -37,6 +37,7 @@ import anyio.abc
 import attrs
 
 from ._api import Api
+from ._concurrency import TaskSet
 from ._config import RetryPolicy
 from ._errors import (
     ClientClosedError,
@@ -124,6 +125,7 @@ class Submitter:
         self._job_timeout = job_timeout
         self._retry = retry
         self._rng = rng
+        self._tasks = TaskSet()
         self._closing = False
         self._waits: set[anyio.CancelScope] = set()
         self._posts: set[_Post] = set()
@@ -239,7 +241,7 @@ class Submitter:
         """One POST in a client-owned task; the tracked task or the error it met."""
         self.sent += 1
         self._posts.add(post)
-        self._tg.start_soon(self._post, post, slot)
+        self._tasks.spawn(self._post(post, slot), "runninghub_async._submit.Submitter._post")
         try:
             await post.answered.wait()
         except BaseException:
@@ -317,7 +319,12 @@ class Submitter:
             scope.cancel()
 
     async def drain(self, bound: float) -> None:
-        """Wait (shielded, at most *bound* seconds) for the POSTs on the wire to answer."""
+        """Wait (shielded, at most *bound* seconds) for the POSTs on the wire to answer.
+
+        Those still on the wire after that are cancelled: their callers get
+        `SubmitOutcomeUnknownError`.
+        """
         with anyio.move_on_after(bound, shield=True):
             while self._posts:
                 await next(iter(self._posts)).answered.wait()
+        await self._tasks.aclose()

@@ -200,7 +200,15 @@ class Transport:
         self._retry = retry
         self._timeouts = timeouts
         self._rng = rng
+        # aiohttp's own total deadline covers connect, send and reading the whole
+        # answer (cheaper than a cancel scope per request); files are bounded per download.
         timeout = aiohttp.ClientTimeout(
+            total=timeouts.total,
+            connect=None,
+            sock_connect=timeouts.connect,
+            sock_read=timeouts.read,
+        )
+        file_timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=timeouts.connect, sock_read=timeouts.read
         )
         headers = {"User-Agent": USER_AGENT}
@@ -214,7 +222,7 @@ class Transport:
         # Result URLs live on a CDN: a separate pool with no credentials at all.
         self._files = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections),
-            timeout=timeout,
+            timeout=file_timeout,
             headers=headers,
             raise_for_status=False,
         )
@@ -259,17 +267,16 @@ class Transport:
         elif form is not None:
             data = _multipart(form)
         with _mapped(path, self.redact):
-            with anyio.fail_after(self._timeouts.total):
-                async with self._api.request(
-                    method, self.base_url + path, data=data, headers=headers, allow_redirects=False
-                ) as response:
-                    content = await self._read_capped(response)
-                    answer = Answer(
-                        response.status,
-                        self.redact(response.reason or ""),
-                        content,
-                        _retry_after(response.headers),
-                    )
+            async with self._api.request(
+                method, self.base_url + path, data=data, headers=headers, allow_redirects=False
+            ) as response:
+                content = await self._read_capped(response)
+                answer = Answer(
+                    response.status,
+                    self.redact(response.reason or ""),
+                    content,
+                    _retry_after(response.headers),
+                )
         log.debug("%s %s -> HTTP %s", method, path, answer.status)
         return answer
 
