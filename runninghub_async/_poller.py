@@ -16,6 +16,7 @@ client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
@@ -81,7 +82,7 @@ class Tracked:
     failures: int = 0
     querying: bool = False
     low_priority: bool = False
-    check_scope: anyio.CancelScope | None = None
+    check_task: asyncio.Task[None] | None = None
     webhook_token: str | None = None
     webhook_seen: bool = False
     journal: Journal | None = None
@@ -299,8 +300,9 @@ class Poller:
             if timeout == math.inf:
                 await self._wake.wait()
             elif timeout > 0:
-                with anyio.move_on_after(timeout):
-                    await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
             else:
                 await anyio.lowlevel.checkpoint()
 
@@ -331,18 +333,17 @@ class Poller:
 
     async def _check(self, tracked: Tracked) -> None:
         try:
-            with anyio.move_on_after(self._policy.check_timeout) as scope:
-                tracked.check_scope = scope
+            # A deadline that passes meanwhile cancels this task (see `_finish`).
+            tracked.check_task = asyncio.current_task()
+            async with asyncio.timeout(self._policy.check_timeout):
                 if self._rate is not None:
                     await self._rate.acquire()
                 self._queries_sent += 1
                 if self._hooks is not None:
                     safely(self._hooks, "query", tracked.endpoint)
                 snapshot = await self._query(tracked.task_id)
-            if scope.cancelled_caught:
-                if tracked.outcome is None:  # not ended by its deadline meanwhile
-                    self._failed_check(tracked, "timed out")
-                return
+        except TimeoutError:
+            self._failed_check(tracked, "timed out")
         except TaskNotFoundError as exc:
             if self._clock() < tracked.grace_until:
                 self._failed_check(tracked, "not found yet", count=False)
@@ -364,7 +365,7 @@ class Poller:
                 tracked.note(snapshot.status, self.eta(tracked))
                 self._schedule(tracked, self._interval(tracked))
         finally:
-            tracked.check_scope = None
+            tracked.check_task = None
             tracked.querying = False
             self._in_flight -= 1
             self._wake.set()
@@ -436,8 +437,9 @@ class Poller:
                 model.job_ended(tracked.task_id, self._clock())
             else:
                 model.job_dropped(tracked.task_id)
-        if tracked.check_scope is not None:
-            tracked.check_scope.cancel()
+        check = tracked.check_task
+        if check is not None and check is not asyncio.current_task():
+            check.cancel()  # its answer no longer matters
         slot, tracked.slot = tracked.slot, None
         if slot is not None:
             slot.release()
