@@ -36,29 +36,36 @@ def run_benchmark(script: str, tmp_path: Path, *args: str) -> dict[str, Any]:
 
 
 def test_poller_vs_loops(tmp_path: Path) -> None:
-    """Every variant completes every job and gets a full row."""
+    """Every variant run completes every job and gets a full row; the limit is computed."""
+    only = "library default,library webhook,library R=500/s,loop 5s"
     figures = run_benchmark(
-        "poller_vs_loops.py", tmp_path, "--jobs", "10", "--limits", "10", "--scale", "0.005"
+        "poller_vs_loops.py",
+        tmp_path,
+        *("--jobs", "10", "--limits", "10", "--scale", "0.005", "--limit-grid", "5"),
+        *("--only", only),
     )
     assert figures["benchmark"] == "poller_vs_loops"
     (scenario,) = figures["scenarios"]
-    names = [row["variant"] for row in scenario["rows"]]
-    assert any(n.startswith("library") for n in names)
-    assert {"loop 5s", "loop 2s", "loop backoff"} <= set(names)
-    for row in scenario["rows"]:
+    rows = {row["variant"]: row for row in scenario["rows"]}
+    assert list(rows) == [*only.split(","), "limit (DP, computed)"]
+    for name, row in rows.items():
+        for key in ("queries_per_job", "fewer_than_loop", "delay_p50_ms", "delay_p95_ms"):
+            assert isinstance(row[key], int | float), (name, key)
+        if name.startswith("limit"):
+            continue
         assert row["completed"] == 10, row
         assert row["queries"] >= 10
-        for key in (
-            "wall_s",
-            "queries_per_job",
-            "max_queries_1s",
-            "delay_p50_ms",
-            "delay_p95_ms",
-            "client_cpu_s",
-            "peak_mb",
-        ):
+        for key in ("wall_s", "max_queries_1s", "client_cpu_s", "peak_mb"):
             assert isinstance(row[key], int | float), key
-    assert {v["target"].split(" ")[0] for v in scenario["targets"]} >= {"p50", "query"}
+    assert rows["loop 5s"]["fewer_than_loop"] == 1.0
+    # Every job's callback reached the receiver in the client's process.
+    assert rows["library webhook"]["webhooks"] == 10
+    limit = rows["limit (DP, computed)"]
+    assert 0 < limit["queries_per_job"] < rows["loop 5s"]["queries_per_job"]
+    assert limit["delay_p95_ms"] <= limit["loop_p95_ms"] + 1e-6
+    targets = {(v["variant"], v["target"].split(" ")[0]) for v in scenario["targets"]}
+    assert {("library default", ">="), ("library webhook", "<=")} <= targets
+    assert ("library R=500/s", "query") in targets
 
 
 def test_overhead(tmp_path: Path) -> None:
