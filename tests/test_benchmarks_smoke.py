@@ -32,6 +32,17 @@ def run_benchmark(script: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     assert "cores: " in done.stdout
     figures: dict[str, Any] = json.loads(out.read_text())
     assert figures["machine"].keys() >= MACHINE_KEYS
+    if script != "multiprocess.py":
+        report = subprocess.run(
+            [sys.executable, str(BENCHMARKS / "report.py"), str(out)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
+        assert report.returncode == 0, report.stderr
+        assert report.stdout.startswith("Machine: cores: ")
+        assert "\n| " in report.stdout  # a markdown table
     return figures
 
 
