@@ -4,6 +4,7 @@
   runninghub_async.testing``), so the client's CPU is measured alone.
 * `run_worker` / `worker_entry`: each measured run happens in a fresh
   interpreter, so CPU time and peak RSS belong to that run only.
+* `scaled_default_policy`: ``PollPolicy()``'s defaults with every time scaled.
 * `Meter` (client CPU seconds and peak RSS growth), `LagSampler` (event-loop
   lag), `QueryRecorder` (client-side timestamps of every status query).
 * `percentile`, `max_in_window`, `print_table`, `write_json`, `machine_info`.
@@ -35,7 +36,8 @@ from typing import IO, Any
 import aiohttp
 
 import runninghub_async
-from runninghub_async import RunningHub
+from runninghub_async import PollPolicy, RunningHub
+from runninghub_async._cadence import prior_for
 
 API_KEY = "bench-key"
 ENDPOINT = "rhart-image-n-pro/text-to-image"
@@ -47,6 +49,31 @@ REAL_CAP = 200.0
 DEFAULT_SCALE = 1 / 20
 
 JSONDict = dict[str, Any]
+
+
+def scaled_default_policy(scale: float) -> dict[str, Any]:
+    """``PollPolicy()``'s defaults as the poller uses them for ENDPOINT, times x *scale*.
+
+    The poller starts from ``prior_for(ENDPOINT)``'s typical duration when the
+    policy has none, so the scaled policy passes that duration, scaled, as
+    ``typical_duration`` (the prior's spread is a log, and does not scale).
+    ``check_timeout`` bounds a network exchange, not a job: it is left as is.
+    """
+    d = PollPolicy()
+    typical, _ = prior_for(ENDPOINT)
+    scaled = {
+        "target_delay": d.target_delay,
+        "typical_duration": d.typical_duration or typical,
+        "initial_delay": d.initial_delay,
+        "min_interval": d.min_interval,
+        "max_interval": d.max_interval,
+        "not_found_grace": d.not_found_grace,
+    }
+    return {
+        **{k: v * scale for k, v in scaled.items() if v is not None},
+        "jitter": d.jitter,
+        "max_concurrent": d.max_concurrent,
+    }
 
 
 def job_params(index: int) -> dict[str, str]:

@@ -1,29 +1,39 @@
-"""The shared poller against per-job polling loops.
+"""The shared poller against per-job polling loops, webhooks and the computed limit.
 
 N jobs (default 100, then 1,000) whose durations are log-normal, time-scaled by
 ``--scale`` (default 1/20: a ~40 s nano-banana-pro job becomes ~2 s, a 5 s poll
 interval 0.25 s), run against a fake RunningHub with a concurrency limit, once
 per variant, each in its own client process against a fresh fake:
 
-* ``library ...``: ``RunningHub.run`` per job, the shared poller with a
-  PollPolicy whose times are scaled the same way (rows: its defaults scaled,
-  a tuned policy, and the scaled defaults under a query budget of R/s);
+* ``library default``: ``RunningHub.run`` per job, the shared poller with
+  ``PollPolicy()``'s defaults, every time scaled the same way;
+* ``library td=X s`` (``--target-delays``): the same with another ``target_delay``;
+* ``library R=...``: the scaled defaults under a query budget ``max_rate=R``;
+* ``library webhook``: the scaled defaults with ``webhook_url`` pointing at a
+  receiver (``runninghub_async.webhooks.aiohttp_handler``) in the client's own
+  process; the fake POSTs each task's TASK_END callback there, and the client
+  confirms it with one query;
 * ``loop 5s`` / ``loop 2s``: RunningHub's own examples: submit, then sleep a
   fixed interval and query, per job (real 5 s and 2 s, scaled);
 * ``loop backoff``: a per-job loop whose interval starts at 2 s (real) and
-  grows x1.5 up to 40 s.
+  grows x1.5 up to 40 s;
+* ``limit (DP, computed)``: not run.  The fewest queries per job any fixed
+  schedule of checks could spend with a p50 and a p95 delay no worse than the
+  5 s loop's, computed exactly by dynamic programming from the *true* duration
+  distribution (``cadence_sim.limit_row``), with zero latency.  No poller,
+  learning or not, can beat it.
 
 All variants allow the same number of jobs in flight (the fake's limit), share
 one aiohttp session per client and the same connection limit.
 
-Reported per variant: wall time, query requests in total and per job (counted
-by the fake; also per job of the first window, the first ``limit`` jobs
-submitted, which start before any duration can be learned, and of the later
-ones), the most queries in any 1 s window (client-side stamps), p50/p95
-detection delay (the fake's finish time of a job to the moment the caller's
-await returns), client CPU seconds (``time.process_time`` of the client
-process), peak memory (``ru_maxrss`` growth of the client process over its RSS
-after imports) and the fake's CPU seconds.
+Reported per variant: query requests per job (counted by the fake) and how many
+times fewer than the 5 s loop's; p50/p95 detection delay (the fake's finish time
+of a job to the moment the caller's await returns); queries per job of the first
+window (the first ``limit`` jobs submitted, which start before any duration can
+be learned) and of the later ones; the most queries in any 1 s window
+(client-side stamps); wall time, client CPU seconds (``time.process_time`` of the
+client process) and peak memory (``ru_maxrss`` growth over its RSS after
+imports).  The JSON also has the totals and the fake's CPU seconds.
 
 Run: ``python benchmarks/poller_vs_loops.py [--jobs 100,1000] [--json out.json]``
 """
@@ -32,9 +42,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -60,17 +72,26 @@ from _common import (
     query_url,
     run_recorded,
     run_worker,
+    scaled_default_policy,
     submit_url,
     worker_entry,
     write_json,
 )
+from aiohttp import web
+from cadence_sim import Durations, limit_row
 
 from runninghub_async import PollPolicy, RunningHub
-from runninghub_async._cadence import prior_for
+from runninghub_async._cadence import LATE_FRACTION
+from runninghub_async.webhooks import aiohttp_handler
 
 TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCEL"})
 REFERENCE = "loop 5s"
-TUNED_TARGET_DELAY = 2.2  # real seconds
+DEFAULT = "library default"
+WEBHOOK = "library webhook"
+LIMIT = "limit (DP, computed)"
+# The design targets (issue 14): against the 5 s loop at no worse p50 and p95 delay.
+TARGET_RATIO = 1.7
+WEBHOOK_QUERIES = 1.1
 
 
 @dataclass(frozen=True)
@@ -86,37 +107,21 @@ class Variant:
     note: str = ""
 
 
-def scaled_default_policy(scale: float) -> dict[str, Any]:
-    """PollPolicy's defaults with every time multiplied by *scale*."""
-    d = PollPolicy()
-    typical, _ = prior_for("rhart-image-n-pro/text-to-image")
-    return {
-        "target_delay": d.target_delay * scale,
-        "typical_duration": typical * scale,
-        "min_interval": d.min_interval * scale,
-        "max_interval": d.max_interval * scale,
-        "jitter": d.jitter,
-        "max_concurrent": d.max_concurrent,
-        "not_found_grace": d.not_found_grace * scale,
-    }
-
-
-def variants(scale: float, budget: float) -> list[Variant]:
-    """Every row of one scenario, in print order."""
+def variants(scale: float, budget: float, target_delays: Sequence[float]) -> list[Variant]:
+    """Every measured row of one scenario, in print order."""
     default = scaled_default_policy(scale)
-    tuned = {
-        **default,
-        # A user who wants a margin under the 5 s loop's p50 and p95 aims lower.
-        "target_delay": TUNED_TARGET_DELAY * scale,
-    }
     return [
-        Variant("library default", "library", default, note="PollPolicy() defaults, times scaled"),
-        Variant(
-            "library tuned",
-            "library",
-            tuned,
-            note=f"target_delay={TUNED_TARGET_DELAY:g} s (real)",
+        Variant(DEFAULT, "library", default, note="PollPolicy() defaults, times scaled"),
+        *(
+            Variant(
+                f"library td={td:g}s",
+                "library",
+                {**default, "target_delay": td * scale},
+                note=f"scaled defaults with target_delay={td:g} s (real)",
+            )
+            for td in target_delays
         ),
+        Variant(WEBHOOK, "webhook", default, note="scaled defaults, TASK_END callbacks"),
         Variant(
             f"library R={budget:g}/s",
             "library",
@@ -139,24 +144,49 @@ def variants(scale: float, budget: float) -> list[Variant]:
 # -- the worker: one variant in one process ------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def _receiver(client: RunningHub, sock: socket.socket) -> AsyncIterator[None]:
+    """Serve *client*'s webhook receiver at ``/hook`` on the bound socket *sock*."""
+    app = web.Application()
+    app.router.add_post("/hook", aiohttp_handler(client))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        yield
+    finally:
+        await runner.cleanup()
+
+
 async def _library(spec: JSONDict, outcomes: Outcomes, recorder: QueryRecorder) -> None:
-    async with RunningHub(
-        api_key=API_KEY,
-        base_url=spec["base_url"],
-        max_in_flight=spec["limit"],
-        requests_per_second=None,
-        poll=PollPolicy(**spec["variant"]["poll"]),
-        max_connections=spec["connections"],
-        seed=spec["seed"],
-    ) as client:
-        recorder.attach(client)
+    with socket.socket() as sock:
+        url = None
+        if spec["variant"]["kind"] == "webhook":
+            # Bound first: the client needs the URL, and the receiver the client.
+            sock.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+        client = RunningHub(
+            api_key=API_KEY,
+            base_url=spec["base_url"],
+            max_in_flight=spec["limit"],
+            requests_per_second=None,
+            poll=PollPolicy(**spec["variant"]["poll"]),
+            max_connections=spec["connections"],
+            seed=spec["seed"],
+            webhook_url=url,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(client)
+            if url is not None:
+                await stack.enter_async_context(_receiver(client, sock))
+            recorder.attach(client)
 
-        async def one(index: int) -> None:
-            await run_recorded(client, index, outcomes)
+            async def one(index: int) -> None:
+                await run_recorded(client, index, outcomes)
 
-        async with asyncio.TaskGroup() as tg:
-            for index in range(spec["jobs"]):
-                tg.create_task(one(index))
+            async with asyncio.TaskGroup() as tg:
+                for index in range(spec["jobs"]):
+                    tg.create_task(one(index))
 
 
 async def _submit(session: aiohttp.ClientSession, url: str, index: int, retry: float) -> str:
@@ -205,7 +235,7 @@ async def run_variant(spec: JSONDict) -> JSONDict:
     """Run every job of *spec* with its variant; return the client-side figures."""
     outcomes, recorder, meter = Outcomes(), QueryRecorder(), Meter()
     meter.start()
-    if spec["variant"]["kind"] == "library":
+    if spec["variant"]["kind"] in ("library", "webhook"):
         await _library(spec, outcomes, recorder)
     else:
         await _loop(spec, outcomes, recorder)
@@ -260,6 +290,7 @@ def measure(
         "server_cpu_s": server_cpu,
         "max_running": max(stats["max_running_per_key"].values(), default=0),
         "rejections": stats["rejections"],
+        "webhooks": stats.get("webhook_deliveries", 0),
         **delays_ms(result["returned_at"], tasks),
     }
     return row
@@ -269,41 +300,90 @@ def _mean_queries(tasks: Sequence[JSONDict]) -> float:
     return sum(t["query_count"] for t in tasks) / len(tasks) if tasks else math.nan
 
 
+def computed_limit(scale: float, sigma: float, grid: int) -> JSONDict:
+    """The limit row: the optimal fixed schedule for the true durations, against loop 5s."""
+    dist = Durations(REAL_MEDIAN * scale, sigma, REAL_CAP * scale)
+    best = limit_row(5 * scale, dist, grid)
+    return {
+        "variant": LIMIT,
+        "queries_per_job": best.queries,
+        "fewer_than_loop": best.loop_queries / best.queries,
+        "delay_p50_ms": best.p50 * 1000,
+        "delay_p95_ms": best.p95 * 1000,
+        "loop_queries_per_job": best.loop_queries,
+        "loop_p50_ms": best.loop_p50 * 1000,
+        "loop_p95_ms": best.loop_p95 * 1000,
+        "checks_s": best.checks,
+        "grid": grid,
+    }
+
+
 COLUMNS = (
     Column("variant", "variant"),
-    Column("wall s", "wall_s", "{:.1f}"),
-    Column("queries", "queries"),
     Column("q/job", "queries_per_job", "{:.2f}"),
+    Column("x fewer", "fewer_than_loop", "{:.2f}"),
+    Column("p50 ms", "delay_p50_ms", "{:.0f}"),
+    Column("p95 ms", "delay_p95_ms", "{:.0f}"),
     Column("1st window", "queries_per_job_first_window", "{:.2f}"),
     Column("later", "queries_per_job_later", "{:.2f}"),
     Column("max q/1s", "max_queries_1s"),
-    Column("p50 delay ms", "delay_p50_ms", "{:.0f}"),
-    Column("p95 delay ms", "delay_p95_ms", "{:.0f}"),
-    Column("client CPU s", "client_cpu_s", "{:.2f}"),
+    Column("wall s", "wall_s", "{:.1f}"),
+    Column("CPU s", "client_cpu_s", "{:.2f}"),
     Column("peak MB", "peak_mb", "{:.1f}"),
-    Column("fake CPU s", "server_cpu_s", "{:.2f}"),
 )
 
 
-def judge(rows: Sequence[JSONDict], budget: float, outstanding: int) -> list[JSONDict]:
+def add_ratios(rows: Sequence[JSONDict]) -> None:
+    """Each measured row's queries per job, as times fewer than the 5 s loop's."""
+    ref = next((row for row in rows if row["variant"] == REFERENCE), None)
+    for row in rows:
+        if ref is not None and row["variant"] != LIMIT:
+            row["fewer_than_loop"] = ref["queries_per_job"] / row["queries_per_job"]
+
+
+def judge(
+    rows: Sequence[JSONDict], *, budget: float, outstanding: int, interval_ms: float
+) -> list[JSONDict]:
     """The design targets for one scenario, met or missed, with the figures."""
     verdicts: list[JSONDict] = []
     by_name = {row["variant"]: row for row in rows}
-    ref = by_name.get(REFERENCE)
+    ref, best = by_name.get(REFERENCE), by_name.get(LIMIT)
     for row in rows:
-        if not row["variant"].startswith("library") or ref is None:
+        name = row["variant"]
+        if ref is None or not name.startswith("library") or name == WEBHOOK or "R=" in name:
             continue
-        ratio = ref["queries_per_job"] / row["queries_per_job"]
-        delay_ok = row["delay_p50_ms"] <= ref["delay_p50_ms"]
+        ratio = row["fewer_than_loop"]
+        p50_ok = row["delay_p50_ms"] <= ref["delay_p50_ms"]
+        p95_ok = row["delay_p95_ms"] <= ref["delay_p95_ms"]
+        of_limit = f", {ratio / best['fewer_than_loop']:.0%} of the limit's" if best else ""
         verdicts.append(
             {
-                "target": "p50 delay <= loop 5s and >= 2x fewer queries/job",
-                "variant": row["variant"],
-                "met": bool(delay_ok and ratio >= 2),
+                "target": f">= {TARGET_RATIO:g}x fewer queries/job than loop 5s, p50 and p95 "
+                "no worse",
+                "variant": name,
+                "met": bool(p50_ok and p95_ok and ratio >= TARGET_RATIO),
                 "detail": (
-                    f"p50 {row['delay_p50_ms']:.0f} vs {ref['delay_p50_ms']:.0f} ms, "
-                    f"queries/job {row['queries_per_job']:.2f} vs "
-                    f"{ref['queries_per_job']:.2f} ({ratio:.2f}x fewer)"
+                    f"{ratio:.2f}x fewer{of_limit}; p50 {row['delay_p50_ms']:.0f} vs "
+                    f"{ref['delay_p50_ms']:.0f} ms, p95 {row['delay_p95_ms']:.0f} vs "
+                    f"{ref['delay_p95_ms']:.0f} ms"
+                ),
+            }
+        )
+    hook = by_name.get(WEBHOOK)
+    if hook is not None:
+        verdicts.append(
+            {
+                "target": f"<= {WEBHOOK_QUERIES:g} queries/job, p50 under one poll interval "
+                f"({interval_ms:.0f} ms)",
+                "variant": WEBHOOK,
+                "met": bool(
+                    hook["queries_per_job"] <= WEBHOOK_QUERIES
+                    and hook["delay_p50_ms"] < interval_ms
+                ),
+                "detail": (
+                    f"{hook['queries_per_job']:.2f} queries/job, p50 {hook['delay_p50_ms']:.0f} "
+                    f"ms, p95 {hook['delay_p95_ms']:.0f} ms; {hook.get('webhooks', 0)} "
+                    "callbacks delivered"
                 ),
             }
         )
@@ -332,6 +412,10 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run every scenario and variant, print the tables, optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -347,6 +431,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--budget", type=float, default=500.0, help="R, queries/s, for the budget row"
     )
+    parser.add_argument(
+        "--target-delays",
+        type=_floats,
+        default=[],
+        help="extra library rows with these target_delay values (real seconds, comma-separated)",
+    )
+    parser.add_argument(
+        "--limit-grid",
+        type=int,
+        default=20,
+        help="check times per 5 s loop interval in the limit's DP (0: no limit row)",
+    )
     parser.add_argument("--connections", type=int, default=100, help="HTTP connections")
     parser.add_argument("--only", default="", help="comma-separated variant names to run")
     add_common_arguments(parser)
@@ -359,10 +455,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     limits = args.limits or [20 if n <= 100 else n for n in args.jobs]
     if len(limits) == 1:
         limits = limits * len(args.jobs)
-    chosen = variants(args.scale, args.budget)
+    chosen = variants(args.scale, args.budget, args.target_delays)
     if args.only:
         wanted = {name.strip() for name in args.only.split(",")}
         chosen = [v for v in chosen if v.name in wanted]
+    default = scaled_default_policy(args.scale)
+    # One check interval of the default cadence while a job runs (_cadence.next_check).
+    interval_ms = 2 * (1 - LATE_FRACTION) * default["target_delay"] * 1000
 
     info = machine_info()
     print_header("poller_vs_loops: the shared poller against per-job polling loops", info)
@@ -372,21 +471,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"queries/s ({args.budget * args.scale:g}/s real); {args.connections} connections"
     )
     for v in chosen:
-        if v.kind == "library":
-            assert v.poll is not None
+        if v.poll is not None:
             shown = ", ".join(f"{k}={val:g}" for k, val in v.poll.items())
-            print(f"  {v.name}: PollPolicy({shown})")
+            extra = " + webhook_url" if v.kind == "webhook" else ""
+            print(f"  {v.name}: PollPolicy({shown}){extra}")
         else:
             print(f"  {v.name}: sleep {v.first:g} s x{v.factor:g} up to {v.maximum:g} s ({v.note})")
+    best = computed_limit(args.scale, args.sigma, args.limit_grid) if args.limit_grid else None
+    if best is not None:
+        print(
+            f"  {LIMIT}: fewest queries/job of any fixed schedule with p50 <= "
+            f"{best['loop_p50_ms']:.0f} ms and p95 <= {best['loop_p95_ms']:.0f} ms (the 5 s "
+            f"loop's, exactly: {best['loop_queries_per_job']:.2f} q/job); zero latency; first "
+            "checks at " + ", ".join(f"{t:.2f}" for t in best["checks_s"][:4]) + " s ..."
+        )
 
     scenarios: list[JSONDict] = []
     for jobs, limit in zip(args.jobs, limits, strict=True):
         rows = [measure(v, jobs=jobs, limit=limit, duration=duration, args=args) for v in chosen]
-        verdicts = judge(rows, args.budget, limit)
+        add_ratios(rows)
+        if best is not None:
+            rows.append(dict(best))
+        verdicts = judge(rows, budget=args.budget, outstanding=limit, interval_ms=interval_ms)
         print(f"\nN = {jobs} jobs, concurrency limit {limit} (client and fake)")
         print_table(COLUMNS, rows)
         for row in rows:
-            if row["errors"] or row["completed"] != jobs:
+            if row["variant"] != LIMIT and (row["errors"] or row["completed"] != jobs):
                 print(f"  ! {row['variant']}: {row['completed']}/{jobs} done, {row['errors']}")
         for verdict in verdicts:
             mark = "met" if verdict["met"] else "MISSED"
@@ -405,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "budget": args.budget,
                 "connections": args.connections,
                 "seed": args.seed,
+                "limit_grid": args.limit_grid,
                 "variants": [asdict(v) for v in chosen],
             },
             "scenarios": scenarios,
