@@ -6,6 +6,7 @@ A mixin so that the client facade stays a facade; the batch loop itself is
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
 from decimal import Decimal
@@ -37,6 +38,7 @@ class BatchMethods:
     """``run_many`` (resumable with a journal, bounded by a cost) and ``recover``."""
 
     if TYPE_CHECKING:
+        _admission: asyncio.Semaphore
         _journal: Journal | None
         _limiter: Limiter
         _prepare: Preparer
@@ -121,10 +123,12 @@ class BatchMethods:
                 raise SubmitOutcomeUnknownError(
                     endpoint, item, ValueError("an earlier run's submit had no answer")
                 )
-            prep = self._prepare
-            path, spec = prep.check(endpoint, item)
-            body = await prep.localise(spec, item, self._upload_media)
-            return await self._send(live, prep.finish(path, body, item, None), journal, name)
+            async with self._admission:
+                prep = self._prepare
+                path, spec = prep.check(endpoint, item)
+                body = await prep.localise(spec, item, self._upload_media)
+                request = prep.finish(path, body, item, None)
+                return await self._send(live, request, journal, name)
 
         path = endpoint_path(self._prepare.catalog, endpoint)
         batch = _batch.run_batch(live.tg, one, items, size, budget=budget, endpoint=path)

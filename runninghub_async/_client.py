@@ -8,6 +8,7 @@ A task id's way, top-down, each module entered once::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import enum
 import functools
@@ -214,6 +215,7 @@ class RunningHub(
         self._state = _State.UNOPENED
         self._live: Live | None = None
         self._upload_cache = _uploads.UploadCache()
+        self._admission = asyncio.Semaphore(self._config.max_connections)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -358,11 +360,14 @@ class RunningHub(
             ClientClosedError: the client is not open, or closed before sending.
         """
         live = self._open()
-        prep = self._prepare
-        path, spec = prep.check(endpoint, params)
-        body = await prep.localise(spec, params, self._upload_media)
-        request = prep.finish(path, body, params, webhook_url)
-        return await self._send(live, request, self._journal, key)
+        # Callers beyond the connections' capacity wait here, before any work: 10,000
+        # submits at once then cost a queue, not 10,000 requests built in one go.
+        async with self._admission:
+            prep = self._prepare
+            path, spec = prep.check(endpoint, params)
+            body = await prep.localise(spec, params, self._upload_media)
+            request = prep.finish(path, body, params, webhook_url)
+            return await self._send(live, request, self._journal, key)
 
     async def _send(
         self, live: Live, request: Request, journal: Journal | None, key: str | None

@@ -174,12 +174,14 @@ class Poller:
         endpoint: str | None,
         slot: Slot | None = None,
         submitted: bool | None = None,
+        webhook_token: str | None = None,
     ) -> Tracked:
         """Follow *task_id*, or join the entry that already follows it.
 
         *slot* is released when the job ends.  A task this client just *submitted*
         (default: when it holds a slot) has "task not found" taken as RunningHub
-        catching up for a while, and its duration is learned.
+        catching up for a while, and its duration is learned.  A job with a
+        *webhook_token* expects a callback: polling is only its safety net.
 
         Raises:
             ClientClosedError: the poller is closed (the slot is released first).
@@ -207,6 +209,7 @@ class Poller:
             submitted=submitted,
             slot=slot,
             hooks=self._hooks,
+            webhook_token=webhook_token,
         )
         self._tracked[task_id] = tracked
         heapq.heappush(self._deadlines, (tracked.deadline, next(self._seq), tracked))
@@ -214,11 +217,17 @@ class Poller:
         if submitted:
             model = self._model(endpoint)
             model.job_started(task_id, now)
-            first = self._policy.spread(
-                model.next_check(task_id, now, target_delay=self._policy.target_delay), self._rng
-            )
-            if self._policy.initial_delay is not None:
-                first = min(first, self._policy.initial_delay)
+            if webhook_token is not None:
+                # The callback will say when it ends: the first check only once nearly
+                # every job of its kind would have ended, in case the callback is lost.
+                first = max(self._policy.max_interval, model.quantile(0.95))
+            else:
+                first = self._policy.spread(
+                    model.next_check(task_id, now, target_delay=self._policy.target_delay),
+                    self._rng,
+                )
+                if self._policy.initial_delay is not None:
+                    first = min(first, self._policy.initial_delay)
         self._schedule(tracked, first)
         return tracked
 

@@ -279,7 +279,12 @@ class Submitter:
                 # Durable before anyone can see the job: a crash from here on is recoverable.
                 await _journal_quietly(post.journal.accepted(post.key, snapshot.task_id), post.key)
             try:
-                tracked = self._poller.track(snapshot.task_id, endpoint=post.endpoint, slot=slot)
+                tracked = self._poller.track(
+                    snapshot.task_id,
+                    endpoint=post.endpoint,
+                    slot=slot,
+                    webhook_token=post.webhook_token,
+                )
             except ClientClosedError as exc:
                 post.error = exc
                 log.warning(
@@ -288,8 +293,6 @@ class Submitter:
                     post.endpoint,
                 )
             else:
-                if tracked.webhook_token is None:
-                    tracked.webhook_token = post.webhook_token
                 tracked.journal, tracked.key = post.journal, post.key
                 tracked.note(snapshot.status, None)
                 if snapshot.status.is_terminal:
