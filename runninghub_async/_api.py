@@ -88,7 +88,10 @@ def decode_json(raw: bytes | str, what: str) -> Any:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         raise ProtocolError(f"{what} answered with malformed JSON") from None
-    if not _depth_ok(value):
+    # Fewer brackets than the bound cannot nest deeper than it: skip the walk.
+    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+    brackets = text.count("[") + text.count("{")
+    if brackets > MAX_DEPTH and not _depth_ok(value):
         raise ProtocolError(f"{what} answered with JSON nested deeper than {MAX_DEPTH}")
     return value
 

@@ -310,10 +310,10 @@ class DurationModel:
     # -- the estimate -------------------------------------------------------------
 
     def _refresh(self) -> None:
-        # Refit after an eighth of the jobs reported, and (once warm) at least 64
+        # Refit after a quarter of the jobs reported, and (once warm) at least 128
         # events apart: a fit costs far more than one check's bookkeeping.
         n = len(self._ended) + len(self._running)
-        if self._dirty == 0 or self._dirty * 8 < n or self._dirty < min(64, 1 + self._fits):
+        if self._dirty == 0 or self._dirty * 4 < n or self._dirty < min(128, 1 + self._fits):
             return
         self._fits += 1
         self._dirty = 0

@@ -276,6 +276,13 @@ class SlotWindow:
         self._window = float(limit)
         self._grant()
 
+    def try_acquire(self) -> Slot | None:
+        """A slot now if one is free and nobody waits, else None."""
+        if not self._waiters and self._in_use < self.capacity:
+            self._in_use += 1
+            return _LocalSlot(self)
+        return None
+
     async def acquire(self, *, front: bool = False) -> Slot:
         """Wait for a slot; *front* queues ahead of everyone (a job put back after a rejection).
 
@@ -357,6 +364,10 @@ class LocalLimiter:
     async def acquire_slot(self, *, front: bool = False) -> Slot:
         """Wait for a job slot (FIFO; *front* first)."""
         return await self.slots.acquire(front=front)
+
+    def try_acquire_slot(self) -> Slot | None:
+        """A slot now if one is free and nobody waits, else None (never waits)."""
+        return self.slots.try_acquire()
 
     def slot_rejected(self) -> None:
         """A 421: shrink the window and count the absorbed rejection."""
