@@ -136,7 +136,7 @@ class PollPolicy:
     initial_delay: float | None = attrs.field(default=None, validator=_optional_non_negative)
     min_interval: float = attrs.field(default=1.0, validator=_positive)
     max_interval: float = attrs.field(default=30.0, validator=_positive)
-    jitter: float = attrs.field(default=0.1, validator=_fraction)
+    jitter: float = attrs.field(default=0.05, validator=_fraction)
     max_concurrent: int = attrs.field(default=16, validator=_at_least_one)
     max_rate: float | None = attrs.field(default=None, validator=_optional_positive)
     not_found_grace: float = attrs.field(default=15.0, validator=_non_negative)
