@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import enum
 import functools
-import hmac
 import logging
 import os
 import random
@@ -26,7 +25,7 @@ import anyio.abc
 import attrs
 
 from . import _catalog, _uploads
-from ._api import Api, decode_json
+from ._api import Api
 from ._batches import BatchMethods
 from ._catalog import Catalog
 from ._config import (
@@ -42,10 +41,10 @@ from ._config import (
 )
 from ._errors import (
     ClientClosedError,
-    ProtocolError,
     RunningHubError,
 )
 from ._extras import ApiExtras
+from ._follow import TaskMethods
 from ._helpers import FileMethods, ImageHelpers
 from ._hooks import Hooks, safely
 from ._job import Job
@@ -54,10 +53,7 @@ from ._journaling import JournalWriter
 from ._limiter import Limiter, LimiterStatistics, LocalLimiter
 from ._live import Live
 from ._models import (
-    AccountStatus,
     JobResult,
-    QueueStatus,
-    TaskSnapshot,
 )
 from ._poller import Poller, PollerStatistics, Tracked
 from ._prepare import Preparer, Request
@@ -105,7 +101,12 @@ class ClientStatistics:
 
 
 class RunningHub(
-    BatchMethods, ImageHelpers, FileMethods, ApiExtras, anyio.AsyncContextManagerMixin
+    TaskMethods,
+    BatchMethods,
+    ImageHelpers,
+    FileMethods,
+    ApiExtras,
+    anyio.AsyncContextManagerMixin,
 ):
     """An asyncio client for RunningHub: submit jobs, and await their results.
 
@@ -403,80 +404,6 @@ class RunningHub(
         job = await self.submit(endpoint, params, webhook_url=webhook_url)
         return await job.wait()
 
-    def attach(self, task_id: str, *, endpoint: str | None = None) -> Job:
-        """Follow a task submitted earlier (by this or another client or process).
-
-        The job is checked at once and then like any other; its ``job_timeout``
-        runs from now.  A task already followed returns a handle to the same job.
-
-        Raises:
-            ValueError: *task_id* is not a RunningHub task id.
-            ClientClosedError: the client is not open.
-        """
-        live = self._open()
-        task_id = _task_id(task_id)
-        tracked = live.poller.track(task_id, endpoint=endpoint)
-        return Job(tracked, live.poller, live.api, params=None)
-
-    async def query(self, task_id: str) -> TaskSnapshot:
-        """One ``/openapi/v2/query`` of *task_id*, without waiting for it to end.
-
-        Raises:
-            ValueError: *task_id* is not a RunningHub task id.
-            TaskNotFoundError: RunningHub does not know the task (or it expired).
-            APIError, TransportError: the query failed.
-        """
-        return await self._open().api.query(_task_id(task_id))
-
-    def handle_webhook(
-        self, payload: Mapping[str, Any] | str | bytes, *, token: str | None = None
-    ) -> bool:
-        """Take a RunningHub ``TASK_END`` callback as the signal to check that task now.
-
-        Pass the body your webhook endpoint received, and the ``rh_token`` query
-        parameter of its URL (``runninghub_async.webhooks`` does both).  RunningHub
-        does not sign callbacks, so the payload is only a hint: one query confirms
-        the outcome before any waiter sees it, and a forged callback cannot inject
-        a result.
-
-        Returns:
-            True when the callback was taken: a task this client follows, with the
-            right token when the client has a ``webhook_url``, the first time.
-            False when it was ignored (unknown task, wrong token, duplicate).
-
-        Raises:
-            ValueError: *payload* is not a TASK_END callback.
-        """
-        live = self._open()
-        if isinstance(payload, str | bytes):
-            try:
-                payload = decode_json(payload, "webhook payload")
-            except ProtocolError:
-                raise ValueError("webhook payload is not JSON (or nested too deeply)") from None
-        if not isinstance(payload, Mapping) or payload.get("event") != "TASK_END":
-            raise ValueError("not a RunningHub TASK_END callback")
-        task_id = str(payload.get("taskId") or "")
-        if not task_id.isdigit():
-            raise ValueError("webhook payload has no valid taskId")
-        tracked = live.poller.get(task_id)
-        if tracked is None or tracked.webhook_seen:
-            return False
-        expected = tracked.webhook_token
-        if expected is not None and not hmac.compare_digest(expected, token or ""):
-            return False
-        tracked.webhook_seen = True
-        return live.poller.poke(task_id)
-
-    # -- account ---------------------------------------------------------------------
-
-    async def queue_status(self) -> QueueStatus:
-        """The key's concurrency limit and current load (``/openapi/v2/queue/status``)."""
-        return await self._open().api.queue_status()
-
-    async def account(self) -> AccountStatus:
-        """The account behind the key: balance, coins, running tasks, key type."""
-        return await self._open().api.account()
-
     # -- introspection -----------------------------------------------------------------
 
     def statistics(self) -> ClientStatistics:
@@ -501,10 +428,3 @@ class RunningHub(
             f"<RunningHub {self.base_url} {self._state.value} outstanding={outstanding} "
             f"in_flight={s.in_flight}/{s.window}>"
         )
-
-
-def _task_id(task_id: object) -> str:
-    text = str(task_id).strip()
-    if not text.isdigit() or len(text) > 40:
-        raise ValueError(f"not a RunningHub task id: {text[:60]!r}")
-    return text

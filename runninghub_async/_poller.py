@@ -22,15 +22,12 @@ import itertools
 import logging
 import math
 import random
-import time
 from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
-import attrs
 
-from ._cadence import DurationModel, prior_for
 from ._concurrency import TaskSet
 from ._config import PollPolicy
 from ._errors import (
@@ -43,9 +40,10 @@ from ._errors import (
     TaskNotFoundError,
 )
 from ._hooks import Hooks, safely
-from ._journal import Journal
 from ._limiter import Slot, monotonic, strict_bucket
-from ._models import JobEvent, JobResult, TaskSnapshot, TaskStatus
+from ._models import JobResult, TaskSnapshot, TaskStatus
+from ._schedule import Schedule
+from ._tracked import PollerStatistics, Tracked
 
 __all__ = ["Poller", "PollerStatistics", "Tracked"]
 
@@ -58,72 +56,6 @@ Finished = Callable[["Tracked", "JobResult | RunningHubError"], None]
 
 # Bound on the best-effort remote cancel after a job deadline.
 _CANCEL_TIMEOUT = 10.0
-
-
-@attrs.define(eq=False, repr=False)
-class Tracked:
-    """One task the poller follows: the future its waiters wait on, and its schedule."""
-
-    task_id: str
-    endpoint: str | None
-    submitted_at: float
-    deadline: float
-    grace_until: float
-    submitted: bool
-    slot: Slot | None
-    done: asyncio.Event = attrs.field(factory=asyncio.Event)
-    outcome: JobResult | RunningHubError | None = None
-    status: TaskStatus = TaskStatus.UNKNOWN
-    events: list[JobEvent] = attrs.field(factory=list)
-    changed: asyncio.Event = attrs.field(factory=asyncio.Event)
-    waiters: int = 0
-    due: float = math.inf
-    last_pending_at: float | None = None
-    failures: int = 0
-    querying: bool = False
-    low_priority: bool = False
-    check_task: asyncio.Task[None] | None = None
-    webhook_token: str | None = None
-    webhook_seen: bool = False
-    journal: Journal | None = None
-    key: str | None = None
-    hooks: Hooks | None = None
-
-    def note(self, status: TaskStatus, eta: float | None) -> None:
-        """Record *status* if it is new, and wake whoever follows the job's events."""
-        if status is self.status:
-            return
-        self.status = status
-        self.events.append(JobEvent(status, time.time(), eta))
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
-        if self.hooks is not None:
-            safely(self.hooks, "status", self.task_id, self.endpoint, status)
-
-    def __repr__(self) -> str:
-        state = "done" if self.outcome is not None else "pending"
-        return f"<Tracked {self.task_id} {state} waiters={self.waiters}>"
-
-
-@attrs.frozen
-class PollerStatistics:
-    """A snapshot of the poller.
-
-    Attributes:
-        outstanding: tasks being tracked.
-        waiting: tasks with at least one waiter.
-        queries_in_flight: checks running now.
-        queries_sent: checks started since the client opened.
-        query_failures: checks that got no usable answer (retried later).
-        resolved: tasks that reached an outcome.
-    """
-
-    outstanding: int
-    waiting: int
-    queries_in_flight: int
-    queries_sent: int
-    query_failures: int
-    resolved: int
 
 
 class Poller:
@@ -156,7 +88,7 @@ class Poller:
         self._heap: list[tuple[float, int, Tracked]] = []
         self._deadlines: list[tuple[float, int, Tracked]] = []
         self._seq = itertools.count()
-        self._models: dict[str | None, DurationModel] = {}
+        self._plan = Schedule(policy, self._rng)
         self._wake = asyncio.Event()
         self._checks = TaskSet()
         self._closed = False
@@ -215,33 +147,9 @@ class Poller:
         heapq.heappush(self._deadlines, (tracked.deadline, next(self._seq), tracked))
         first = 0.0  # attach(): the task may have ended long ago, so look at once
         if submitted:
-            model = self._model(endpoint)
-            model.job_started(task_id, now)
-            if webhook_token is not None:
-                # The callback will say when it ends: the first check only once nearly
-                # every job of its kind would have ended, in case the callback is lost.
-                first = max(self._policy.max_interval, model.quantile(0.95))
-            else:
-                first = self._policy.spread(
-                    model.next_check(task_id, now, target_delay=self._policy.target_delay),
-                    self._rng,
-                )
-                if self._policy.initial_delay is not None:
-                    first = min(first, self._policy.initial_delay)
+            first = self._plan.first_delay(tracked, now)
         self._schedule(tracked, first)
         return tracked
-
-    def _model(self, endpoint: str | None) -> DurationModel:
-        model = self._models.get(endpoint)
-        if model is None:
-            median, spread = prior_for(endpoint)
-            if self._policy.typical_duration is not None:
-                median = self._policy.typical_duration
-            model = DurationModel(
-                prior_median=median, prior_spread=spread, history=self._policy.history
-            )
-            self._models[endpoint] = model
-        return model
 
     def watch(self, tracked: Tracked) -> None:
         """A waiter arrived: bring a task checked at low priority back to its cadence."""
@@ -281,9 +189,7 @@ class Poller:
 
     def eta(self, tracked: Tracked) -> float | None:
         """Expected seconds until *tracked* ends, from what its endpoint's jobs took."""
-        if not tracked.submitted:
-            return None
-        return self._model(tracked.endpoint).eta(self._clock() - tracked.submitted_at)
+        return self._plan.eta(tracked, self._clock())
 
     # -- the loop -------------------------------------------------------------------
 
@@ -369,8 +275,7 @@ class Poller:
                 self._finish(tracked, self._outcome(tracked, snapshot))
             else:
                 tracked.last_pending_at = now = self._clock()
-                if tracked.submitted:
-                    self._model(tracked.endpoint).job_pending(tracked.task_id, now)
+                self._plan.pending(tracked, now)
                 tracked.note(snapshot.status, self.eta(tracked))
                 self._schedule(tracked, self._interval(tracked))
         finally:
@@ -384,8 +289,7 @@ class Poller:
             self._query_failures += 1
             tracked.failures += 1
         log.debug("check of %s failed (%s); retrying", tracked.task_id, why)
-        backoff = self._policy.min_interval * 2 ** min(tracked.failures, 10)
-        self._schedule(tracked, self._policy.spread(backoff, self._rng))
+        self._schedule(tracked, self._plan.retry_delay(tracked))
 
     # -- scheduling -------------------------------------------------------------------
 
@@ -399,21 +303,9 @@ class Poller:
             self._wake.set()
 
     def _interval(self, tracked: Tracked) -> float:
-        # A job nobody waits for is checked rarely, unless its slot is wanted:
-        # then it must be freed within about one interval of the job's end.
         if tracked.waiters == 0 and not (tracked.slot is not None and self._slot_demand()):
-            tracked.low_priority = True
-            return self._policy.max_interval
-        policy = self._policy
-        if tracked.webhook_token is not None and not tracked.webhook_seen:
-            # Its callback will say when it ends: polling is only the safety net.
-            return policy.spread(policy.max_interval, self._rng)
-        if not tracked.submitted:
-            return policy.spread(2 * policy.target_delay, self._rng)
-        model = self._model(tracked.endpoint)
-        now = self._clock()
-        delay = model.next_check(tracked.task_id, now, target_delay=policy.target_delay)
-        return policy.spread(delay, self._rng)
+            tracked.low_priority = True  # see `Schedule.interval`
+        return self._plan.interval(tracked, self._clock(), self._slot_demand())
 
     # -- outcomes ---------------------------------------------------------------------
 
@@ -439,13 +331,7 @@ class Poller:
         if self._tracked.get(tracked.task_id) is tracked:
             del self._tracked[tracked.task_id]
         self._resolved += 1
-        if tracked.submitted:
-            # Failures can be much faster (a moderation refusal): learn from successes only.
-            model = self._model(tracked.endpoint)
-            if isinstance(outcome, JobResult):
-                model.job_ended(tracked.task_id, self._clock())
-            else:
-                model.job_dropped(tracked.task_id)
+        self._plan.ended(tracked, outcome, self._clock())
         check = tracked.check_task
         if check is not None and check is not asyncio.current_task():
             check.cancel()  # its answer no longer matters

@@ -22,13 +22,12 @@ import redis.exceptions
 from . import _redis_lua as lua
 from ._errors import CoordinationUnavailableError
 from ._limiter import LimiterStatistics
+from ._redis_rate import RedisRate
 
 __all__ = ["RedisLimiter", "RedisSlot"]
 
 log = logging.getLogger("runninghub_async")
 
-_MIN_FACTOR = 1 / 16  # the shared rate never throttles below a sixteenth
-_RECOVERY = 0.1  # then recovers by a tenth of the rate per second
 _BACKOFF = (0.05, 0.5)  # reconnect backoff: first and longest, seconds
 
 
@@ -36,17 +35,6 @@ def namespace(api_key: str) -> str:
     """The Redis key prefix of one API key: a hash of it, never the key itself."""
     digest = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
     return f"rh:{{{digest}}}:"
-
-
-def _strict_rate(rate: float) -> tuple[float, float]:
-    """(refill rate, burst) such that no 1 s window sees *rate* calls or more.
-
-    GCRA passes fewer than ``w * r + b`` calls in any window of w seconds, so
-    ``r = rate - b`` keeps one second under *rate*; a burst of a twentieth of a
-    second absorbs sleeps that overshoot (the poller's budget does the same).
-    """
-    burst = max(1.0, rate / 20)
-    return max(rate - burst, rate / 2), burst
 
 
 @attrs.define(eq=False)
@@ -166,13 +154,11 @@ class RedisLimiter:
         self.namespace = ns
         self._slot_keys = [ns + k for k in ("leases", "queue", "tickets", "window", "epoch")]
         self._slot_keys.append(ns + "members")
-        self._rate_keys = [ns + "tat", ns + "throttle"]
         self._channel = ns + "released"
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._ids = itertools.count()
         self._slots_script = client.register_script(lua.SLOTS)
-        self._rate_script = client.register_script(lua.RATE)
-        self._throttle_script = client.register_script(lua.THROTTLE)
+        self._rate = RedisRate(client, ns, requests_per_second)
         # Local state; only the worker task talks to Redis about slots, so it
         # always matches what Redis was last told.
         self._waiters: dict[str, _Waiter] = {}
@@ -181,16 +167,11 @@ class RedisLimiter:
         self._to_release: list[str] = []
         self._to_leave: list[str] = []
         self._window_ops: list[str] = []
-        self._throttles: list[float] = []
         self._kick = anyio.Event()
         self._epoch = ""
         self._window = max_in_flight
         self._members = 1
         self._down_since: float | None = None
-        self._rate_down_until = -math.inf
-        self._local_next = -math.inf
-        self._paused_until = -math.inf
-        self._rate_waiting = 0
         self.rejections_absorbed = 0
         self._tg: anyio.abc.TaskGroup | None = None
         self._closed = False
@@ -353,7 +334,7 @@ class RedisLimiter:
             window=self._window,
             in_flight=len(self._held),
             waiting_for_slot=len(self._waiters),
-            waiting_for_rate=self._rate_waiting,
+            waiting_for_rate=self._rate.waiting,
             rejections_absorbed=self.rejections_absorbed,
         )
 
@@ -367,7 +348,7 @@ class RedisLimiter:
                 renew = True
             else:
                 pending = self._to_join or self._to_release or self._to_leave
-                if not (pending or self._window_ops or self._throttles):
+                if not (pending or self._window_ops or self._rate.throttles_pending):
                     wait = heartbeat_due - now
                     if self._waiters:
                         wait = min(wait, self.poll_interval)
@@ -376,8 +357,7 @@ class RedisLimiter:
                 self._kick = anyio.Event()
                 renew = heartbeat_due <= anyio.current_time()
             try:
-                if self._throttles:
-                    await self._push_throttle()
+                await self._rate.push_throttles()
                 await self._step(renew=renew, leaving=False)
             except redis.exceptions.RedisError as error:
                 self._unavailable(error)
@@ -508,55 +488,13 @@ class RedisLimiter:
         Fails open: while Redis is unreachable, calls are paced locally at the
         rate divided by the processes last seen sharing the key.
         """
-        if self.rate is None:
-            return
-        self._rate_waiting += 1
-        try:
-            now = anyio.current_time()
-            if self._paused_until > now:
-                await anyio.sleep(self._paused_until - now)
-            if anyio.current_time() >= self._rate_down_until:
-                refill, burst = _strict_rate(self.rate)
-                try:
-                    wait = await self._rate_script(
-                        keys=self._rate_keys, args=[1 / refill, burst, _RECOVERY]
-                    )
-                except redis.exceptions.RedisError as error:
-                    if self._rate_down_until == -math.inf:
-                        log.warning("Redis is unreachable (%s): pacing requests locally", error)
-                    self._rate_down_until = anyio.current_time() + 1.0
-                else:
-                    if self._rate_down_until != -math.inf:
-                        self._rate_down_until = -math.inf
-                    delay = float(wait)
-                    if delay > 0:
-                        await anyio.sleep(delay)
-                    return
-            await self._local_pace()
-        finally:
-            self._rate_waiting -= 1
-
-    async def _local_pace(self) -> None:
-        assert self.rate is not None
-        refill, _ = _strict_rate(self.rate / self._members)
-        now = anyio.current_time()
-        at = max(now, self._local_next)
-        self._local_next = at + 1 / refill
-        if at > now:
-            await anyio.sleep(at - now)
+        await self._rate.acquire(self._members)
 
     def throttled(self, retry_after: float | None = None) -> None:
         """RunningHub said slow down: halve the shared rate, pause everyone *retry_after* s."""
         self.rejections_absorbed += 1
-        pause = max(0.0, retry_after or 0.0)
-        self._paused_until = max(self._paused_until, anyio.current_time() + pause)
-        self._throttles.append(pause)
+        self._rate.throttled(retry_after)
         self._kick.set()
-
-    async def _push_throttle(self) -> None:
-        pause = max(self._throttles)
-        await self._throttle_script(keys=self._rate_keys, args=[pause, _MIN_FACTOR, _RECOVERY])
-        self._throttles.clear()
 
 
 def _counted(items: Sequence[str]) -> list[Any]:

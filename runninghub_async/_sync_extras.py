@@ -6,18 +6,31 @@ each method runs its async twin on the client's own event loop thread.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+import os
+import pathlib
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterable,
+    Mapping,
+    Sequence,
+)
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
+from . import _catalog, _uploads
 from ._extras_models import ApiKeyInfo, LoraUpload, Price, ResourcePage, WebhookDetail
-from ._models import JobResult
+from ._images import ImageInput
+from ._models import JobResult, Output, UploadedFile
 from ._nodes import NodeInputs
 
 if TYPE_CHECKING:
     from ._client import RunningHub as AsyncRunningHub
     from ._job import Job as AsyncJob
+    from .sync import Job as SyncJob
 
-__all__ = ["SyncExtras"]
+__all__ = ["SyncExtras", "SyncFiles"]
 
 _T = TypeVar("_T")
 
@@ -30,7 +43,9 @@ class SyncExtras:
 
         def _call(self, fn: Callable[[], Awaitable[_T]]) -> _T: ...
 
-        def _job(self, job: AsyncJob) -> Any: ...
+        def _job(self, job: AsyncJob) -> SyncJob: ...
+
+        def _iterate(self, make: Callable[[], AsyncIterator[_T]]) -> Generator[_T, None, None]: ...
 
     def submit_app(
         self,
@@ -161,3 +176,128 @@ class SyncExtras:
     def request(self, method: str, path: str, json: Any = None) -> Any:
         """Any RunningHub route; blocking ``RunningHub.request``."""
         return self._call(lambda: self._client.request(method, path, json))
+
+
+class SyncFiles:
+    """Uploads, the image helpers, downloads and reads, blocking."""
+
+    if TYPE_CHECKING:
+        _client: AsyncRunningHub
+
+        def _call(self, fn: Callable[[], Awaitable[_T]]) -> _T: ...
+
+        def _job(self, job: AsyncJob) -> SyncJob: ...
+
+        def _iterate(self, make: Callable[[], AsyncIterator[_T]]) -> Generator[_T, None, None]: ...
+
+    def upload(
+        self,
+        source: os.PathLike[str] | bytes | BinaryIO,
+        *,
+        filename: str | None = None,
+        max_bytes: int = _uploads.MAX_UPLOAD_BYTES,
+    ) -> UploadedFile:
+        """Upload a local file; blocking ``runninghub_async.RunningHub.upload``."""
+        return self._call(
+            lambda: self._client.upload(source, filename=filename, max_bytes=max_bytes)
+        )
+
+    def submit_text_to_image(
+        self,
+        prompt: str,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        webhook_url: str | None = None,
+    ) -> SyncJob:
+        """Submit a text-to-image job; see ``RunningHub.submit_text_to_image``."""
+        job = self._call(
+            lambda: self._client.submit_text_to_image(
+                prompt,
+                model=model,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                webhook_url=webhook_url,
+            )
+        )
+        return self._job(job)
+
+    def text_to_image(
+        self,
+        prompt: str,
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+    ) -> JobResult:
+        """Generate an image and wait for it; see ``RunningHub.text_to_image``."""
+        return self._call(
+            lambda: self._client.text_to_image(
+                prompt, model=model, aspect_ratio=aspect_ratio, resolution=resolution
+            )
+        )
+
+    def submit_edit_image(
+        self,
+        prompt: str,
+        images: Sequence[ImageInput],
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+        webhook_url: str | None = None,
+    ) -> SyncJob:
+        """Submit an image edit job; see ``RunningHub.submit_edit_image``."""
+        job = self._call(
+            lambda: self._client.submit_edit_image(
+                prompt,
+                images,
+                model=model,
+                aspect_ratio=aspect_ratio,
+                resolution=resolution,
+                webhook_url=webhook_url,
+            )
+        )
+        return self._job(job)
+
+    def edit_image(
+        self,
+        prompt: str,
+        images: Sequence[ImageInput],
+        *,
+        model: str = _catalog.DEFAULT_MODEL,
+        aspect_ratio: str | None = None,
+        resolution: str | None = None,
+    ) -> JobResult:
+        """Edit images and wait for the result; see ``RunningHub.edit_image``."""
+        return self._call(
+            lambda: self._client.edit_image(
+                prompt, images, model=model, aspect_ratio=aspect_ratio, resolution=resolution
+            )
+        )
+
+    def download(
+        self,
+        source: JobResult | Output | Iterable[JobResult | Output],
+        dest_dir: str | os.PathLike[str],
+        *,
+        concurrency: int = 4,
+    ) -> list[pathlib.Path]:
+        """Download result files; blocking ``runninghub_async.RunningHub.download``."""
+        return self._call(lambda: self._client.download(source, dest_dir, concurrency=concurrency))
+
+    def to_image(self, output: Output, *, max_bytes: int = 512 * 1024 * 1024) -> Any:
+        """One output as a PIL image; blocking ``runninghub_async.RunningHub.to_image``."""
+        return self._call(lambda: self._client.to_image(output, max_bytes=max_bytes))
+
+    def read(self, output: Output, *, max_bytes: int = 512 * 1024 * 1024) -> bytes:
+        """One output's bytes; blocking ``runninghub_async.RunningHub.read``."""
+        return self._call(lambda: self._client.read(output, max_bytes=max_bytes))
+
+    def stream(self, output: Output) -> Generator[bytes, None, None]:
+        """One output's bytes, chunk by chunk; see ``runninghub_async.RunningHub.stream``.
+
+        Stopping the loop early closes the download.
+        """
+        return self._iterate(lambda: self._client.stream(output))

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
-import pathlib
 import sys
 import threading
 import warnings
@@ -34,35 +32,30 @@ from collections.abc import (
     Generator,
     Iterable,
     Mapping,
-    Sequence,
 )
 from concurrent.futures import CancelledError as FutureCancelledError
 from concurrent.futures import Future
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from . import _catalog, _uploads
 from ._client import ClientStatistics
 from ._client import RunningHub as AsyncRunningHub
 from ._errors import ClientClosedError
-from ._images import ImageInput
 from ._job import Job as AsyncJob
 from ._journal import Journal
 from ._models import (
     AccountStatus,
     BatchItem,
     JobResult,
-    Output,
     QueueStatus,
     TaskSnapshot,
     TaskStatus,
-    UploadedFile,
 )
-from ._sync_extras import SyncExtras
+from ._sync_extras import SyncExtras, SyncFiles
 
 __all__ = ["Job", "RunningHub"]
 
@@ -100,7 +93,7 @@ def _stop_portal(portal: BlockingPortal) -> None:
         portal.call(portal.stop, True)
 
 
-class RunningHub(SyncExtras):
+class RunningHub(SyncExtras, SyncFiles):
     """The blocking ``runninghub_async.RunningHub``: same methods, same errors, same limits.
 
     Construct it with exactly the keyword arguments of the async client (they are
@@ -340,120 +333,6 @@ class RunningHub(SyncExtras):
         return self._call_sync(
             lambda: self._client.handle_webhook(payload, token=token)
         )
-
-    # -- images and files ---------------------------------------------------------------
-
-    def upload(
-        self,
-        source: os.PathLike[str] | bytes | BinaryIO,
-        *,
-        filename: str | None = None,
-        max_bytes: int = _uploads.MAX_UPLOAD_BYTES,
-    ) -> UploadedFile:
-        """Upload a local file; blocking ``runninghub_async.RunningHub.upload``."""
-        return self._call(
-            lambda: self._client.upload(source, filename=filename, max_bytes=max_bytes)
-        )
-
-    def submit_text_to_image(
-        self,
-        prompt: str,
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        webhook_url: str | None = None,
-    ) -> Job:
-        """Submit a text-to-image job; see ``RunningHub.submit_text_to_image``."""
-        job = self._call(
-            lambda: self._client.submit_text_to_image(
-                prompt,
-                model=model,
-                aspect_ratio=aspect_ratio,
-                resolution=resolution,
-                webhook_url=webhook_url,
-            )
-        )
-        return Job(job, self)
-
-    def text_to_image(
-        self,
-        prompt: str,
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-    ) -> JobResult:
-        """Generate an image and wait for it; see ``RunningHub.text_to_image``."""
-        return self._call(
-            lambda: self._client.text_to_image(
-                prompt, model=model, aspect_ratio=aspect_ratio, resolution=resolution
-            )
-        )
-
-    def submit_edit_image(
-        self,
-        prompt: str,
-        images: Sequence[ImageInput],
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-        webhook_url: str | None = None,
-    ) -> Job:
-        """Submit an image edit job; see ``RunningHub.submit_edit_image``."""
-        job = self._call(
-            lambda: self._client.submit_edit_image(
-                prompt,
-                images,
-                model=model,
-                aspect_ratio=aspect_ratio,
-                resolution=resolution,
-                webhook_url=webhook_url,
-            )
-        )
-        return Job(job, self)
-
-    def edit_image(
-        self,
-        prompt: str,
-        images: Sequence[ImageInput],
-        *,
-        model: str = _catalog.DEFAULT_MODEL,
-        aspect_ratio: str | None = None,
-        resolution: str | None = None,
-    ) -> JobResult:
-        """Edit images and wait for the result; see ``RunningHub.edit_image``."""
-        return self._call(
-            lambda: self._client.edit_image(
-                prompt, images, model=model, aspect_ratio=aspect_ratio, resolution=resolution
-            )
-        )
-
-    def download(
-        self,
-        source: JobResult | Output | Iterable[JobResult | Output],
-        dest_dir: str | os.PathLike[str],
-        *,
-        concurrency: int = 4,
-    ) -> list[pathlib.Path]:
-        """Download result files; blocking ``runninghub_async.RunningHub.download``."""
-        return self._call(lambda: self._client.download(source, dest_dir, concurrency=concurrency))
-
-    def to_image(self, output: Output, *, max_bytes: int = 512 * 1024 * 1024) -> Any:
-        """One output as a PIL image; blocking ``runninghub_async.RunningHub.to_image``."""
-        return self._call(lambda: self._client.to_image(output, max_bytes=max_bytes))
-
-    def read(self, output: Output, *, max_bytes: int = 512 * 1024 * 1024) -> bytes:
-        """One output's bytes; blocking ``runninghub_async.RunningHub.read``."""
-        return self._call(lambda: self._client.read(output, max_bytes=max_bytes))
-
-    def stream(self, output: Output) -> Generator[bytes, None, None]:
-        """One output's bytes, chunk by chunk; see ``runninghub_async.RunningHub.stream``.
-
-        Stopping the loop early closes the download.
-        """
-        return self._iterate(lambda: self._client.stream(output))
 
     # -- account and introspection -------------------------------------------------------
 

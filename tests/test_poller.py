@@ -81,8 +81,8 @@ async def test_cadence_is_learned_per_endpoint(make_client: ClientFactory) -> No
             items = [i async for i in client.run_many(T2I, [params(i) for i in range(10)])]
             live = client._live
             assert live is not None
-            learned = live.poller._model(T2I).quantile(0.5)
-            untouched = live.poller._model("rhart-video-s/text-to-video").quantile(0.5)
+            learned = live.poller._plan.model(T2I).quantile(0.5)
+            untouched = live.poller._plan.model("rhart-video-s/text-to-video").quantile(0.5)
     assert all(i.ok for i in items)
     assert 0.17 < learned < 0.26, learned  # the truth is 0.2 s; the prior said 0.02 s
     assert untouched == pytest.approx(0.02, rel=0.05)

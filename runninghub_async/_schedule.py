@@ -1,0 +1,100 @@
+"""Where the poller puts a job's checks: the glue between jobs and `_cadence`'s models.
+
+One `DurationModel` per endpoint, fed by every check of the jobs this client
+submitted; the questions the poller asks (first check, next check, retry, ETA)
+answered from it and the `PollPolicy`.  No clock reads: times come in.
+"""
+
+from __future__ import annotations
+
+import random
+
+from ._cadence import DurationModel, prior_for
+from ._config import PollPolicy
+from ._errors import RunningHubError
+from ._models import JobResult
+from ._tracked import Tracked
+
+__all__ = ["Schedule"]
+
+
+class Schedule:
+    """The check times of every job of one client."""
+
+    def __init__(self, policy: PollPolicy, rng: random.Random) -> None:
+        self._policy = policy
+        self._rng = rng
+        self._models: dict[str | None, DurationModel] = {}
+
+    def model(self, endpoint: str | None) -> DurationModel:
+        """The duration model of *endpoint*, started from its prior on first use."""
+        model = self._models.get(endpoint)
+        if model is None:
+            median, spread = prior_for(endpoint)
+            if self._policy.typical_duration is not None:
+                median = self._policy.typical_duration
+            model = DurationModel(
+                prior_median=median, prior_spread=spread, history=self._policy.history
+            )
+            self._models[endpoint] = model
+        return model
+
+    def first_delay(self, tracked: Tracked, now: float) -> float:
+        """Seconds from submit to the first check of a job this client submitted."""
+        policy = self._policy
+        model = self.model(tracked.endpoint)
+        model.job_started(tracked.task_id, now)
+        if tracked.webhook_token is not None:
+            # The callback will say when it ends: the first check only once nearly
+            # every job of its kind would have ended, in case the callback is lost.
+            return max(policy.max_interval, model.quantile(0.95))
+        first = policy.spread(
+            model.next_check(tracked.task_id, now, target_delay=policy.target_delay), self._rng
+        )
+        return first if policy.initial_delay is None else min(first, policy.initial_delay)
+
+    def interval(self, tracked: Tracked, now: float, slot_wanted: bool) -> float:
+        """Seconds to the next check of a job still running."""
+        policy = self._policy
+        if tracked.waiters == 0 and not (tracked.slot is not None and slot_wanted):
+            # Nobody waits and its slot is not wanted: check rarely.
+            return policy.max_interval
+        if tracked.webhook_token is not None and not tracked.webhook_seen:
+            # Its callback will say when it ends: polling is only the safety net.
+            return policy.spread(policy.max_interval, self._rng)
+        if not tracked.submitted:
+            return policy.spread(2 * policy.target_delay, self._rng)
+        model = self.model(tracked.endpoint)
+        delay = model.next_check(tracked.task_id, now, target_delay=policy.target_delay)
+        return policy.spread(delay, self._rng)
+
+    def retry_delay(self, tracked: Tracked) -> float:
+        """Seconds to the next try after ``tracked.failures`` failed checks in a row."""
+        backoff = self._policy.min_interval * 2 ** min(tracked.failures, 10)
+        return self._policy.spread(backoff, self._rng)
+
+    def pending(self, tracked: Tracked, now: float) -> None:
+        """A check saw *tracked* still running."""
+        if tracked.submitted:
+            self.model(tracked.endpoint).job_pending(tracked.task_id, now)
+
+    def ended(self, tracked: Tracked, outcome: JobResult | RunningHubError, now: float) -> None:
+        """*tracked* ended; successes are duration samples, the rest are dropped."""
+        if not tracked.submitted:
+            return
+        model = self.model(tracked.endpoint)
+        if isinstance(outcome, JobResult):
+            if tracked.webhook_seen:
+                # Its callback came as it ended, and the check right after found it
+                # done: the end is known to within that round trip.
+                model.job_pending(tracked.task_id, tracked.webhook_seen_at or now)
+            model.job_ended(tracked.task_id, now)
+        else:
+            # Failures can be much faster (a moderation refusal): not a duration sample.
+            model.job_dropped(tracked.task_id)
+
+    def eta(self, tracked: Tracked, now: float) -> float | None:
+        """Expected seconds until *tracked* ends (None for an attached task)."""
+        if not tracked.submitted:
+            return None
+        return self.model(tracked.endpoint).eta(now - tracked.submitted_at)

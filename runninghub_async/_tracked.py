@@ -1,0 +1,84 @@
+"""`Tracked`: one followed task, the future its waiters wait on; and the poller's snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+
+import attrs
+
+from ._errors import RunningHubError
+from ._hooks import Hooks, safely
+from ._journal import Journal
+from ._limiter import Slot
+from ._models import JobEvent, JobResult, TaskStatus
+
+__all__ = ["PollerStatistics", "Tracked"]
+
+
+@attrs.define(eq=False, repr=False)
+class Tracked:
+    """One task the poller follows: the future its waiters wait on, and its schedule."""
+
+    task_id: str
+    endpoint: str | None
+    submitted_at: float
+    deadline: float
+    grace_until: float
+    submitted: bool
+    slot: Slot | None
+    done: asyncio.Event = attrs.field(factory=asyncio.Event)
+    outcome: JobResult | RunningHubError | None = None
+    status: TaskStatus = TaskStatus.UNKNOWN
+    events: list[JobEvent] = attrs.field(factory=list)
+    changed: asyncio.Event = attrs.field(factory=asyncio.Event)
+    waiters: int = 0
+    due: float = math.inf
+    last_pending_at: float | None = None
+    failures: int = 0
+    querying: bool = False
+    low_priority: bool = False
+    check_task: asyncio.Task[None] | None = None
+    webhook_token: str | None = None
+    webhook_seen: bool = False
+    webhook_seen_at: float | None = None
+    journal: Journal | None = None
+    key: str | None = None
+    hooks: Hooks | None = None
+
+    def note(self, status: TaskStatus, eta: float | None) -> None:
+        """Record *status* if it is new, and wake whoever follows the job's events."""
+        if status is self.status:
+            return
+        self.status = status
+        self.events.append(JobEvent(status, time.time(), eta))
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+        if self.hooks is not None:
+            safely(self.hooks, "status", self.task_id, self.endpoint, status)
+
+    def __repr__(self) -> str:
+        state = "done" if self.outcome is not None else "pending"
+        return f"<Tracked {self.task_id} {state} waiters={self.waiters}>"
+
+
+@attrs.frozen
+class PollerStatistics:
+    """A snapshot of the poller.
+
+    Attributes:
+        outstanding: tasks being tracked.
+        waiting: tasks with at least one waiter.
+        queries_in_flight: checks running now.
+        queries_sent: checks started since the client opened.
+        query_failures: checks that got no usable answer (retried later).
+        resolved: tasks that reached an outcome.
+    """
+
+    outstanding: int
+    waiting: int
+    queries_in_flight: int
+    queries_sent: int
+    query_failures: int
+    resolved: int
