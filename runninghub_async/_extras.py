@@ -10,7 +10,6 @@ calls and the error mapping.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -21,15 +20,16 @@ from ._api import encode_json
 from ._app_runs import AppRuns
 from ._errors import APIError, InvalidParametersError, invalid_parameter
 from ._extras_models import ApiKeyInfo, LoraUpload, Price, ResourcePage, WebhookDetail
+from ._prepare import endpoint_path, task_id_of
 from ._pricing import catalog_price, preview_params
 
 if TYPE_CHECKING:
     from ._api import Api
     from ._config import ClientConfig
+    from ._prepare import Preparer
 
 __all__ = ["ApiExtras"]
 
-_SEGMENT: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
 _LEGACY_PREFIXES: Final = ("/task/openapi/", "/api/openapi/", "/uc/openapi/")
 _ACCOUNT_PATH: Final = "/uc/openapi/accountStatus"
@@ -38,34 +38,12 @@ _NO_PREVIEW_CODES: Final = frozenset({"1000"})
 _LORA_MAX_BYTES: Final = 8 * 1024 * 1024 * 1024
 
 
-def _checked_path(endpoint: object) -> str:
-    """*endpoint* as a path below ``/openapi/v2/`` (a documented name resolves to its path)."""
-    try:
-        path = _catalog.resolve_endpoint(endpoint) if isinstance(endpoint, str) else ""
-    except ValueError:
-        path = ""
-    if not path or not all(_SEGMENT.fullmatch(s) for s in path.split("/")):
-        raise invalid_parameter(
-            "endpoint",
-            "is not an endpoint path or model name",
-            value=endpoint,
-            allowed="segments of letters, digits, '.', '_' and '-', like 'rhart-image-n-pro/edit'",
-        )
-    return path
-
-
-def _task_id(task_id: object) -> str:
-    text = str(task_id).strip()
-    if not text.isdigit() or len(text) > 40:
-        raise ValueError(f"not a RunningHub task id: {text[:60]!r}")
-    return text
-
-
 class ApiExtras(AppRuns):
     """`AppRuns`, and ``price``, webhooks, keys, resources, LoRAs and ``request``."""
 
     if TYPE_CHECKING:
         _config: ClientConfig
+        _prepare: Preparer
         _upload_cache: _uploads.UploadCache
 
         @property
@@ -93,7 +71,7 @@ class ApiExtras(AppRuns):
             LookupError: neither RunningHub nor the catalog has a price for it.
             APIError, TransportError: the preview failed.
         """
-        path = _checked_path(model)
+        path = endpoint_path(self._prepare.catalog, model)
         if not isinstance(params, Mapping):
             raise TypeError(f"params must be a mapping, got {type(params).__name__}")
         spec = _catalog.lookup(path) if self._config.validate else None
@@ -140,7 +118,7 @@ class ApiExtras(AppRuns):
             TaskNotFoundError: no webhook event for that task (code 1).
             APIError, TransportError: the call failed.
         """
-        return await self._api.webhook_detail(_task_id(task_id))
+        return await self._api.webhook_detail(task_id_of(task_id))
 
     async def resend_webhook(self, task_id: str, *, webhook_url: str | None = None) -> None:
         """Have RunningHub send *task_id*'s webhook again (to *webhook_url* if given).

@@ -15,6 +15,7 @@ from ._api import decode_json
 from ._errors import ProtocolError
 from ._job import Job
 from ._models import AccountStatus, QueueStatus, TaskSnapshot
+from ._prepare import task_id_of
 
 if TYPE_CHECKING:
     from ._live import Live
@@ -40,7 +41,7 @@ class TaskMethods:
             ClientClosedError: the client is not open.
         """
         live = self._open()
-        task_id = _task_id(task_id)
+        task_id = task_id_of(task_id)
         tracked = live.poller.track(task_id, endpoint=endpoint)
         return Job(tracked, live.poller, live.api, params=None)
 
@@ -52,7 +53,7 @@ class TaskMethods:
             TaskNotFoundError: RunningHub does not know the task (or it expired).
             APIError, TransportError: the query failed.
         """
-        return await self._open().api.query(_task_id(task_id))
+        return await self._open().api.query(task_id_of(task_id))
 
     def handle_webhook(
         self, payload: Mapping[str, Any] | str | bytes, *, token: str | None = None
@@ -103,10 +104,3 @@ class TaskMethods:
     async def account(self) -> AccountStatus:
         """The account behind the key: balance, coins, running tasks, key type."""
         return await self._open().api.account()
-
-
-def _task_id(task_id: object) -> str:
-    text = str(task_id).strip()
-    if not text.isdigit() or len(text) > 40:
-        raise ValueError(f"not a RunningHub task id: {text[:60]!r}")
-    return text

@@ -25,7 +25,7 @@ from ._errors import invalid_parameter
 from ._specs import EndpointSpec, ParamSpec
 from ._uploads import LocalFile, inspect_local
 
-__all__ = ["TOKEN_PARAM", "Preparer", "Request", "endpoint_path"]
+__all__ = ["TOKEN_PARAM", "Preparer", "Request", "endpoint_path", "task_id_of"]
 
 TOKEN_PARAM: Final = "rh_token"
 """The query parameter of ``webhook_url`` that carries a task's secret token."""
@@ -70,6 +70,18 @@ def endpoint_path(catalog: Catalog, endpoint: object) -> str:
             allowed="segments of letters, digits, '.', '_' and '-', like 'rhart-image-n-pro/edit'",
         )
     return path
+
+
+def task_id_of(task_id: object) -> str:
+    """*task_id* as the digits of a RunningHub task id.
+
+    Raises:
+        ValueError: it is not one.
+    """
+    text = str(task_id).strip()
+    if not text.isdigit() or len(text) > 40:
+        raise ValueError(f"not a RunningHub task id: {text[:60]!r}")
+    return text
 
 
 def _is_local(value: object) -> bool:

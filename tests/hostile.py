@@ -30,7 +30,14 @@ async def serve(routes: Mapping[tuple[str, str], Handler]) -> AsyncIterator[str]
     app = web.Application()
     for (method, path), handler in routes.items():
         app.router.add_route(method, path, handler)
-    runner = web.AppRunner(app, handle_signals=False)
+    async with serve_app(app) as base:
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application, **options: Any) -> AsyncIterator[str]:
+    """Serve *app* on 127.0.0.1 (``AppRunner`` *options*) and yield its base URL."""
+    runner = web.AppRunner(app, handle_signals=False, **options)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -31,6 +31,7 @@ from runninghub_async.testing import FakeRunningHub
 from runninghub_async.testing._png import render_png
 
 from .conftest import FAST_POLL
+from .hostile import serve_app
 from .redis_support import RedisServer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -79,23 +80,9 @@ def _run(source: str) -> dict[str, Any]:
     return namespace
 
 
-@contextlib.asynccontextmanager
-async def _aiohttp_app(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
 async def _drive_aiohttp(namespace: dict[str, Any]) -> None:
-    async with _aiohttp_app(namespace["app"]) as base, ClientSession() as http:
+    app = namespace["app"]
+    async with serve_app(app, handler_cancellation=True) as base, ClientSession() as http:
         async with http.post(f"{base}/generate", json={"prompt": "a red kite"}) as answer:
             assert answer.status == 200, await answer.text()
             assert (await answer.json())["urls"]
