@@ -1,4 +1,4 @@
-"""A client's journal: after a restart, recover() re-attaches every paid task, pays nothing twice."""
+"""A client's journal: after a restart, recover() re-attaches every paid task, none paid twice."""
 
 from __future__ import annotations
 
