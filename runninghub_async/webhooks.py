@@ -23,14 +23,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from . import _prepare
+from . import _prepare, _transport
 from ._errors import ClientClosedError
-
-if TYPE_CHECKING:
-    from aiohttp import web
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -107,7 +104,7 @@ def _task_id(body: bytes) -> str:
 
 def aiohttp_handler(
     client: WebhookClient, *, max_body: int = MAX_BODY_BYTES
-) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+) -> Callable[[Any], Awaitable[Any]]:
     """An aiohttp.web handler that passes RunningHub callbacks to *client*.
 
     Mount it with ``app.router.add_post("/runninghub/webhook", handler)``.  It
@@ -119,32 +116,23 @@ def aiohttp_handler(
     *client* is the async ``RunningHub`` running on the app's own event loop
     (open it in the app's startup, e.g. ``app.cleanup_ctx``).
     """
-    # Only the transport imports aiohttp in the library; whoever mounts this
-    # handler runs aiohttp already, so it is imported here, on demand.
-    from aiohttp import web
 
-    async def handler(request: web.Request) -> web.StreamResponse:
-        status, body = await _aiohttp_answer(request)
-        headers = {"Allow": "POST"} if status == 405 else None
-        return web.Response(
-            status=status, body=body, content_type="application/json", headers=headers
-        )
-
-    async def _aiohttp_answer(request: web.Request) -> tuple[int, bytes]:
-        if request.method != "POST":
+    async def answer(
+        method: str,
+        length: int | None,
+        query: Mapping[str, str],
+        read: Callable[[int], Awaitable[bytes | None]],
+    ) -> tuple[int, bytes]:
+        if method != "POST":
             return _NOT_ALLOWED
-        if (request.content_length or 0) > max_body:
+        if (length or 0) > max_body:
             return _TOO_LARGE
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := await request.content.readany():
-            size += len(chunk)
-            if size > max_body:
-                return _TOO_LARGE
-            chunks.append(chunk)
-        return _take(client, b"".join(chunks), request.query.get(TOKEN_PARAM))
+        body = await read(max_body)
+        if body is None:
+            return _TOO_LARGE
+        return _take(client, body, query.get(TOKEN_PARAM))
 
-    return handler
+    return _transport.callback_endpoint(answer)
 
 
 class _ASGIReceiver:
