@@ -392,7 +392,7 @@ class Transport:
 
 
 CallbackAnswer = Callable[
-    [str, "int | None", Mapping[str, str], Callable[[int], Awaitable["bytes | None"]]],
+    [str, int | None, Mapping[str, str], Callable[[int], Awaitable[bytes | None]]],
     Awaitable[tuple[int, bytes]],
 ]
 
