@@ -60,6 +60,8 @@ T = TypeVar("T")
 
 # Backoff steps after a rejection stop growing here.
 _MAX_BACKOFF_STEP = 6
+# Seconds a journal write may hold a submit that is failing or being cancelled.
+_JOURNAL_BOUND = 5.0
 
 
 @attrs.define(eq=False)
@@ -182,7 +184,8 @@ class Submitter:
             # Cancelled with a POST on the wire: its outcome is unknown, the intent stays.
             # Anywhere else (waiting for a slot, backing off, refused) nothing was taken.
             if post.intended and not accepted and not post.on_wire:
-                with anyio.CancelScope(shield=True):
+                # Bounded: a journal that cannot be reached must not hold a cancellation.
+                with anyio.move_on_after(_JOURNAL_BOUND, shield=True):
                     await _journal_quietly(journal.ended(key, "REJECTED"), key)
             raise
 
