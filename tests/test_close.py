@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from runninghub_async import (
+    AuthenticationError,
     ClientClosedError,
     RunningHub,
     RunningHubError,
@@ -126,3 +127,13 @@ async def test_cancel_of_a_task_that_just_ended_returns_false() -> None:
             fake.finish(job.task_id)
             assert await job.cancel() is False
             assert (await job.wait()).task_id == job.task_id
+
+
+async def test_a_failed_start_raises_its_own_error_and_leaves_nothing_running() -> None:
+    """max_in_flight="auto" with a bad key: AuthenticationError itself, no task left behind."""
+    async with FakeRunningHub() as fake:
+        outside = {task.id for task in anyio.get_running_tasks()}
+        with pytest.raises(AuthenticationError):
+            async with RunningHub(api_key="wrong-key", base_url=fake.base_url, max_in_flight="auto"):
+                pass
+        assert {task.id for task in anyio.get_running_tasks()} == outside
