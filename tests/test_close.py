@@ -134,6 +134,7 @@ async def test_a_failed_start_raises_its_own_error_and_leaves_nothing_running() 
     async with FakeRunningHub() as fake:
         outside = {task.id for task in anyio.get_running_tasks()}
         with pytest.raises(AuthenticationError):
-            async with RunningHub(api_key="wrong-key", base_url=fake.base_url, max_in_flight="auto"):
+            client = RunningHub(api_key="wrong", base_url=fake.base_url, max_in_flight="auto")
+            async with client:
                 pass
         assert {task.id for task in anyio.get_running_tasks()} == outside
