@@ -133,8 +133,8 @@ async def test_a_failed_start_raises_its_own_error_and_leaves_nothing_running() 
     """max_in_flight="auto" with a bad key: AuthenticationError itself, no task left behind."""
     async with FakeRunningHub() as fake:
         outside = {task.id for task in anyio.get_running_tasks()}
+        client = RunningHub(api_key="wrong", base_url=fake.base_url, max_in_flight="auto")
         with pytest.raises(AuthenticationError):
-            client = RunningHub(api_key="wrong", base_url=fake.base_url, max_in_flight="auto")
             async with client:
                 pass
         assert {task.id for task in anyio.get_running_tasks()} == outside
