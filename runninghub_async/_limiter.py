@@ -97,6 +97,13 @@ class Limiter(Protocol):
         """Wait (FIFO; *front* queues first) for a job slot."""
         ...
 
+    def try_acquire_slot(self) -> Slot | None:
+        """A slot now, without waiting, if one is free and nobody waits; else None.
+
+        An implementation that cannot tell without I/O returns None.
+        """
+        ...
+
     def slot_rejected(self) -> None:
         """A submit holding a slot got 421: shrink to the slots held besides it."""
 

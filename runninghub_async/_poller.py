@@ -303,9 +303,12 @@ class Poller:
             self._wake.set()
 
     def _interval(self, tracked: Tracked) -> float:
+        # A job nobody waits for is checked rarely, unless its slot is wanted:
+        # then it must be freed within about one interval of the job's end.
         if tracked.waiters == 0 and not (tracked.slot is not None and self._slot_demand()):
-            tracked.low_priority = True  # see `Schedule.interval`
-        return self._plan.interval(tracked, self._clock(), self._slot_demand())
+            tracked.low_priority = True
+            return self._policy.max_interval
+        return self._plan.interval(tracked, self._clock())
 
     # -- outcomes ---------------------------------------------------------------------
 

@@ -323,6 +323,10 @@ class RedisLimiter:
         self._window_ops.append("z")
         self._kick.set()
 
+    def try_acquire_slot(self) -> RedisSlot | None:
+        """None: a shared slot is only ever granted through Redis (`acquire_slot`)."""
+        return None
+
     def slot_demand(self) -> bool:
         """Whether callers of this process wait for a slot (others' waiters are not seen)."""
         return bool(self._waiters)

@@ -53,12 +53,9 @@ class Schedule:
         )
         return first if policy.initial_delay is None else min(first, policy.initial_delay)
 
-    def interval(self, tracked: Tracked, now: float, slot_wanted: bool) -> float:
-        """Seconds to the next check of a job still running."""
+    def interval(self, tracked: Tracked, now: float) -> float:
+        """Seconds to the next check of a job still running that someone waits for."""
         policy = self._policy
-        if tracked.waiters == 0 and not (tracked.slot is not None and slot_wanted):
-            # Nobody waits and its slot is not wanted: check rarely.
-            return policy.max_interval
         if tracked.webhook_token is not None and not tracked.webhook_seen:
             # Its callback will say when it ends: polling is only the safety net.
             return policy.spread(policy.max_interval, self._rng)

@@ -197,7 +197,7 @@ class Submitter:
             self._refuse_if_closing()
             asked = anyio.current_time()
             # A free slot needs no closable wait (and its cancel scope): the common case.
-            slot = self._try_slot() if attempt == 0 else None
+            slot = self._limiter.try_acquire_slot() if attempt == 0 else None
             if slot is None:
                 slot = await self._closable(self._limiter.acquire_slot(front=attempt > 0))
             self._refuse_if_closing(slot)
@@ -236,11 +236,6 @@ class Submitter:
                 # otherwise (a rate limit, or the account busy elsewhere) back off.
                 step = min(attempt - 1, _MAX_BACKOFF_STEP)
                 await self._closable(anyio.sleep(self._retry.wait(step, self._rng)))
-
-    def _try_slot(self) -> Slot | None:
-        try_acquire = getattr(self._limiter, "try_acquire_slot", None)
-        slot: Slot | None = None if try_acquire is None else try_acquire()
-        return slot
 
     def _refuse_if_closing(self, slot: Slot | None = None) -> None:
         if self._closing:

@@ -91,6 +91,17 @@ class RouteContext:
         """The legacy answer to a missing or unknown ``apiKey``: 806, as observed for a fake key."""
         return self.legacy_error(806, "APIKEY_USER_NOT_FOUND")
 
+    async def legacy_task(self, request: web.Request) -> tuple[str, str] | web.Response:
+        """``(key, taskId)`` of a legacy task call, or its documented refusal (806, 301)."""
+        body = await self.json_body(request)
+        key = self.body_key(body)
+        if key is None:
+            return self.bad_legacy_key()
+        task_id = task_id_of(body)
+        if task_id is None:
+            return self.legacy_error(301, "PARAMS_INVALID: taskId is required")
+        return key, task_id
+
     @staticmethod
     async def json_body(request: web.Request) -> object:
         """The decoded JSON body, or `INVALID`."""

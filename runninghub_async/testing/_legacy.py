@@ -67,13 +67,10 @@ class Legacy:
 
     async def _own_task(self, request: web.Request) -> TaskRecord | web.Response:
         ctx = self._ctx
-        body = await ctx.json_body(request)
-        key = ctx.body_key(body)
-        if key is None:
-            return ctx.bad_legacy_key()
-        task_id = task_id_of(body)
-        if task_id is None:
-            return ctx.legacy_error(301, "PARAMS_INVALID: taskId is required")
+        asked = await ctx.legacy_task(request)
+        if isinstance(asked, web.Response):
+            return asked
+        key, task_id = asked
         record = ctx.book.get(task_id)
         if record is None or record.api_key != key:
             return ctx.legacy_error(807, "APIKEY_TASK_NOT_FOUND")

@@ -118,13 +118,10 @@ class WebhookLog:
     async def detail(self, request: web.Request) -> web.Response:
         """``POST /task/openapi/getWebhookDetail``."""
         ctx = self._ctx
-        body = await ctx.json_body(request)
-        key = ctx.body_key(body)
-        if key is None:
-            return ctx.bad_legacy_key()
-        task_id = task_id_of(body)
-        if task_id is None:
-            return ctx.legacy_error(301, "PARAMS_INVALID: taskId is required")
+        asked = await ctx.legacy_task(request)
+        if isinstance(asked, web.Response):
+            return asked
+        key, task_id = asked
         event = self._by_task.get(task_id)
         if event is None or event.api_key != key:
             return ctx.legacy_error(1, _NO_EVENT)
