@@ -187,7 +187,9 @@ class Timeouts:
 
     Args:
         connect: seconds to open a connection.
-        read: seconds without a byte from the server.
+        read: seconds without a byte from the server.  An API call with a JSON
+            body sends and gets little, so it must end within ``read`` seconds
+            (and ``total``); uploads and downloads get ``read`` as an inactivity bound.
         total: seconds for a whole API request and its answer.
         max_response_bytes: the largest API answer read (decompressed); more is
             a `ProtocolError`.

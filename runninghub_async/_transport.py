@@ -46,6 +46,7 @@ USER_AGENT: Final = "runninghub-async"
 _CHUNK: Final = 64 * 1024
 # Enough for any CDN hop; API calls follow none.
 _MAX_FILE_REDIRECTS: Final = 5
+_JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 
 @attrs.frozen
@@ -81,23 +82,34 @@ class FileStream:
     chunks: AsyncIterator[bytes]
 
 
+# What aiohttp raises (its own timeouts are TimeoutErrors); `_ours` maps each to ours.
+_AIOHTTP_ERRORS: Final = (aiohttp.ClientError, TimeoutError)
+
+
+def _ours(exc: BaseException, what: str, redact: Callable[[str], str]) -> TransportError:
+    """An aiohttp exception as ours, keeping whether the request was sent."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return RequestTimeoutError(f"connecting for {what} timed out", request_sent=False)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(f"could not connect for {what}: {redact(str(exc.os_error))}")
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return ProtocolError(f"{what}: too many redirects")
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return RequestTimeoutError(f"no answer for {what} in time")
+    if isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError
+    ):
+        return ProtocolError(f"connection lost during {what}")
+    return TransportError(f"{what} failed: {type(exc).__name__}")
+
+
 @contextlib.contextmanager
 def _mapped(what: str, redact: Callable[[str], str]) -> Iterator[None]:
-    """aiohttp's exceptions as ours, keeping whether the request was sent."""
+    """aiohttp's exceptions as ours (`_ours`) for a block."""
     try:
         yield
-    except aiohttp.ConnectionTimeoutError:
-        raise RequestTimeoutError(f"connecting for {what} timed out", request_sent=False) from None
-    except aiohttp.ClientConnectorError as exc:
-        raise ConnectError(f"could not connect for {what}: {redact(str(exc.os_error))}") from None
-    except aiohttp.TooManyRedirects:
-        raise ProtocolError(f"{what}: too many redirects") from None
-    except (aiohttp.ServerTimeoutError, TimeoutError):
-        raise RequestTimeoutError(f"no answer for {what} in time") from None
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, aiohttp.ClientPayloadError):
-        raise ProtocolError(f"connection lost during {what}") from None
-    except aiohttp.ClientError as exc:
-        raise TransportError(f"{what} failed: {type(exc).__name__}") from None
+    except _AIOHTTP_ERRORS as exc:
+        raise _ours(exc, what, redact) from None
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -208,6 +220,14 @@ class Transport:
             sock_connect=timeouts.connect,
             sock_read=timeouts.read,
         )
+        # A JSON exchange sends little and gets one small answer, so going `read`
+        # seconds without a byte and taking `read` seconds in all are the same bound;
+        # as a total it costs one timer instead of one reset per chunk received.
+        self._json_timeout = aiohttp.ClientTimeout(
+            total=min(timeouts.total, timeouts.read),
+            connect=None,
+            sock_connect=timeouts.connect,
+        )
         file_timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=timeouts.connect, sock_read=timeouts.read
         )
@@ -226,6 +246,9 @@ class Transport:
             headers=headers,
             raise_for_status=False,
         )
+        # Built once: aiohttp copies them into each request's own headers.
+        self._bearer_headers = {"Authorization": f"Bearer {api_key}"}
+        self._json_headers = {**self._bearer_headers, **_JSON_HEADERS}
         self.requests_sent = 0
 
     async def aclose(self) -> None:
@@ -260,31 +283,45 @@ class Transport:
         """
         await self._pace()
         self.requests_sent += 1
-        headers = {"Authorization": f"Bearer {self._key}"} if bearer else {}
         data: Any = body
+        timeout = self._json_timeout
         if body is not None:
-            headers["Content-Type"] = "application/json"
-        elif form is not None:
-            data = _multipart(form)
-        with _mapped(path, self.redact):
+            headers = self._json_headers if bearer else _JSON_HEADERS
+        else:
+            headers = self._bearer_headers if bearer else {}
+            if form is not None:
+                data, timeout = _multipart(form), self._api.timeout
+        try:
             async with self._api.request(
-                method, self.base_url + path, data=data, headers=headers, allow_redirects=False
+                method,
+                self.base_url + path,
+                data=data,
+                headers=headers,
+                allow_redirects=False,
+                timeout=timeout,
             ) as response:
                 content = await self._read_capped(response)
+                reason = response.reason
                 answer = Answer(
                     response.status,
-                    self.redact(response.reason or ""),
+                    self.redact(reason) if reason else "",
                     content,
                     _retry_after(response.headers),
                 )
+        except _AIOHTTP_ERRORS as exc:
+            raise _ours(exc, path, self.redact) from None
         log.debug("%s %s -> HTTP %s", method, path, answer.status)
         return answer
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
         cap = self._timeouts.max_response_bytes
         encoding = response.headers.get("Content-Encoding", "")
-        if not encoding and (response.content_length or 0) > cap:
-            raise ProtocolError(f"the answer is larger than {cap} bytes")
+        length = response.content_length
+        if not encoding and length is not None:
+            # A declared length within the cap: aiohttp reads exactly that much.
+            if length > cap:
+                raise ProtocolError(f"the answer is larger than {cap} bytes")
+            return await response.read()
         inflater = _Inflater(encoding, cap)
         async for chunk in response.content.iter_chunked(_CHUNK):
             inflater.feed(chunk)
