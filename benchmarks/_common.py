@@ -336,9 +336,9 @@ class QueryRecorder:
             raise RuntimeError("cannot instrument this runninghub_async version")
         original: Callable[..., Awaitable[Any]] = transport.query
 
-        async def query(task_id: str, *, retry: bool = True) -> Any:
+        async def query(task_id: str, **options: Any) -> Any:
             self.mark()
-            return await original(task_id, retry=retry)
+            return await original(task_id, **options)
 
         setattr(transport, "query", query)  # noqa: B010 - an instance attribute shadows the method
 

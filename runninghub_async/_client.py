@@ -244,7 +244,10 @@ class RunningHub(
                 if self._journal is not None:
                     await stack.enter_async_context(self._journal)
                 poller = Poller(
-                    lambda task_id: api.query(task_id, retry=False),
+                    # Each check is bounded by the exchange's own deadline (no extra timer).
+                    lambda task_id: api.query(
+                        task_id, retry=False, within=config.poll.check_timeout
+                    ),
                     config.poll,
                     job_timeout=config.job_timeout,
                     remote_cancel=api.cancel,

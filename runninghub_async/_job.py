@@ -103,7 +103,7 @@ class Job:
                 yield event
             if tracked.outcome is not None:
                 return
-            changed = tracked.changed
+            changed = tracked.changed()
             self._poller.watch(tracked)  # someone is looking: keep the normal cadence
             try:
                 await changed.wait()

@@ -4,8 +4,9 @@ Each tracked task sits in a heap keyed by the time of its next check, and in a
 second heap keyed by its deadline.  The loop starts the checks that are due, at
 most ``PollPolicy.max_concurrent`` at once and at most ``max_rate`` per second (on
 top of the client's request budget), so its query rate is bounded whatever the
-number of jobs.  Each check is bounded by ``PollPolicy.check_timeout``, so a
-server that stalls some answers cannot hold the others up.  A deadline ends a job
+number of jobs.  Each check is one query, which the client bounds by
+``PollPolicy.check_timeout``, so a server that stalls some answers cannot hold
+the others up.  A deadline ends a job
 whether or not a check of it is in flight.  Where checks go is `_cadence`'s job:
 one `DurationModel` per endpoint learns from every check.
 
@@ -250,15 +251,12 @@ class Poller:
         try:
             # A deadline that passes meanwhile cancels this task (see `_finish`).
             tracked.check_task = asyncio.current_task()
-            async with asyncio.timeout(self._policy.check_timeout):
-                if self._rate is not None:
-                    await self._rate.acquire()
-                self._queries_sent += 1
-                if self._hooks is not None:
-                    safely(self._hooks, "query", tracked.endpoint)
-                snapshot = await self._query(tracked.task_id)
-        except TimeoutError:
-            self._failed_check(tracked, "timed out")
+            if self._rate is not None:
+                await self._rate.acquire()
+            self._queries_sent += 1
+            if self._hooks is not None:
+                safely(self._hooks, "query", tracked.endpoint)
+            snapshot = await self._query(tracked.task_id)
         except TaskNotFoundError as exc:
             if self._clock() < tracked.grace_until:
                 self._failed_check(tracked, "not found yet", count=False)
@@ -268,6 +266,10 @@ class Poller:
             self._finish(tracked, exc)
         except RunningHubError as exc:
             # Everything else is taken as passing; the job deadline bounds the retries.
+            self._failed_check(tracked, type(exc).__name__)
+        except Exception as exc:
+            # A bug (ours or a wrapped query's) must not leave the job unchecked for good.
+            log.exception("status check of task %s failed unexpectedly", tracked.task_id)
             self._failed_check(tracked, type(exc).__name__)
         else:
             tracked.failures = 0
@@ -353,8 +355,7 @@ class Poller:
                 0.0,
             )
         tracked.done.set()
-        changed, tracked.changed = tracked.changed, asyncio.Event()
-        changed.set()
+        tracked.wake()
 
     async def _cancel_remotely(self, task_id: str) -> None:
         with anyio.move_on_after(_CANCEL_TIMEOUT, shield=True):

@@ -32,7 +32,8 @@ class Tracked:
     outcome: JobResult | RunningHubError | None = None
     status: TaskStatus = TaskStatus.UNKNOWN
     events: list[JobEvent] = attrs.field(factory=list)
-    changed: asyncio.Event = attrs.field(factory=asyncio.Event)
+    # Made only when someone follows the events: most jobs are only waited for.
+    _changed: asyncio.Event | None = None
     waiters: int = 0
     due: float = math.inf
     last_pending_at: float | None = None
@@ -53,10 +54,21 @@ class Tracked:
             return
         self.status = status
         self.events.append(JobEvent(status, time.time(), eta))
-        changed, self.changed = self.changed, asyncio.Event()
-        changed.set()
+        self.wake()
         if self.hooks is not None:
             safely(self.hooks, "status", self.task_id, self.endpoint, status)
+
+    def changed(self) -> asyncio.Event:
+        """An event set at the next status change or end (a fresh one after that)."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        return self._changed
+
+    def wake(self) -> None:
+        """Wake whoever waits on `changed`."""
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     def __repr__(self) -> str:
         state = "done" if self.outcome is not None else "pending"

@@ -228,6 +228,7 @@ class Transport:
             connect=None,
             sock_connect=timeouts.connect,
         )
+        self._within: dict[float, aiohttp.ClientTimeout] = {}
         file_timeout = aiohttp.ClientTimeout(
             total=None, connect=None, sock_connect=timeouts.connect, sock_read=timeouts.read
         )
@@ -258,6 +259,16 @@ class Transport:
         finally:
             await self._files.close()
 
+    def _bounded(self, seconds: float) -> aiohttp.ClientTimeout:
+        timeout = self._within.get(seconds)
+        if timeout is None:
+            limit = min(seconds, self._timeouts.total, self._timeouts.read)
+            timeout = aiohttp.ClientTimeout(
+                total=limit, connect=None, sock_connect=self._timeouts.connect
+            )
+            self._within[seconds] = timeout
+        return timeout
+
     def redact(self, text: str) -> str:
         """*text* with the API key blanked out, should a server ever echo it."""
         return text.replace(self._key, "***") if self._key else text
@@ -272,10 +283,12 @@ class Transport:
         body: bytes | None = None,
         form: FormFile | None = None,
         bearer: bool = True,
+        within: float | None = None,
     ) -> Answer:
         """One request to the API host and its whole answer; never retried, never redirected.
 
         *body* is sent as JSON.  The request waits for the rate budget first.
+        *within* bounds a JSON exchange more tightly than the `Timeouts`.
 
         Raises:
             TransportError: no usable answer (``request_sent`` says whether it left);
@@ -284,7 +297,7 @@ class Transport:
         await self._pace()
         self.requests_sent += 1
         data: Any = body
-        timeout = self._json_timeout
+        timeout = self._json_timeout if within is None else self._bounded(within)
         if body is not None:
             headers = self._json_headers if bearer else _JSON_HEADERS
         else:

@@ -102,6 +102,35 @@ async def test_the_job_deadline_ends_a_wait_while_a_check_is_stuck() -> None:
     assert caught.value.task_id == "1001"
 
 
+async def test_a_check_the_server_stalls_is_abandoned_after_check_timeout() -> None:
+    """The first check never answers; check_timeout ends it and the next check succeeds."""
+    queries = 0
+    stall = anyio.Event()
+
+    async def query(request: web.Request) -> web.StreamResponse:
+        nonlocal queries
+        queries += 1
+        if queries == 1:
+            await stall.wait()  # set only once the client is gone: the server holds it
+        return success_body("1001", "https://cdn.example/1.png")
+
+    routes = {("POST", "/openapi/v2/query"): query, ("POST", "/openapi/v2/{tail:.*}"): _accept}
+    policy = PollPolicy(
+        typical_duration=0.01, target_delay=0.01, min_interval=0.01, max_interval=0.05,
+        check_timeout=0.2,
+    )
+    timeouts = Timeouts(connect=1.0, read=60.0, total=60.0)
+    async with serve(routes) as base:
+        async with client_for(base, poll=policy, timeouts=timeouts, validate=False) as client:
+            with anyio.fail_after(5):
+                result = await client.run(T2I, PARAMS)
+            stats = client.statistics()
+        stall.set()
+    assert result.task_id == "1001"
+    assert queries == 2
+    assert stats.poller.query_failures == 1
+
+
 async def test_huge_and_bomb_answers_are_refused_without_holding_them() -> None:
     """A 5 MB answer and a gzip bomb end in ProtocolError, read up to the cap only."""
     huge = json.dumps({"taskId": "1", "status": "RUNNING", "pad": "x" * 5_000_000}).encode()

@@ -147,3 +147,35 @@ async def test_one_poller_task_for_many_jobs(manual: FakeRunningHub) -> None:
             "runninghub_async._journaling.JournalWriter.run",
             "runninghub_async._poller.Poller.run",
         ]
+
+
+async def test_a_check_that_raises_unexpectedly_is_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A query that raises a non-library error is logged and checked again, not dropped."""
+    from runninghub_async._models import JobResult, TaskSnapshot, TaskStatus
+    from runninghub_async._poller import Poller
+
+    calls = 0
+
+    async def query(task_id: str) -> TaskSnapshot:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bug in a wrapped query")
+        return TaskSnapshot(task_id, TaskStatus.SUCCESS)
+
+    async def cancel(task_id: str) -> None:
+        raise AssertionError("not cancelled")
+
+    policy = PollPolicy(initial_delay=0.0, min_interval=0.01, max_interval=0.02)
+    poller = Poller(query, policy, job_timeout=5.0, remote_cancel=cancel)
+    async with anyio.create_task_group() as tg:
+        await tg.start(poller.run)
+        tracked = poller.track("1001", endpoint=T2I, submitted=True)
+        with anyio.fail_after(5):
+            await tracked.done.wait()
+        tg.cancel_scope.cancel()
+    assert calls == 2
+    assert isinstance(tracked.outcome, JobResult)
+    assert "failed unexpectedly" in caplog.text

@@ -19,7 +19,7 @@ from runninghub_async import (
     UploadedFile,
     Usage,
 )
-from runninghub_async._wire import make_converter
+from runninghub_async._wire import fast_snapshot, make_converter
 
 conv = make_converter()
 
@@ -267,3 +267,72 @@ def test_malformed_bodies_raise(bad: Any) -> None:
     """Shapes that do not fit raise instead of producing half-filled objects."""
     with pytest.raises(Exception):  # noqa: B017,PT011 - cattrs raises its own groups
         conv.structure(bad, QueueStatus)
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.sampled_from(["", "0", "0.40", "40", " 7 ", "abc", "NaN", "1e3", "SUCCESS", "running"]),
+    st.text(max_size=8),
+    st.integers(-5, 5),
+    st.booleans(),
+    st.floats(allow_nan=False),
+)
+_OUTPUT = st.dictionaries(
+    st.sampled_from(["url", "outputUrl", "outputType", "nodeId", "text", "content", "output", "x"]),
+    _SCALARS,
+)
+_ANSWER = st.fixed_dictionaries(
+    {},
+    optional={
+        "taskId": st.one_of(st.sampled_from(["1001", "", "42"]), st.integers(0, 9), st.none()),
+        "status": st.one_of(
+            st.sampled_from(["QUEUED", "RUNNING", "SUCCESS", "FAILED", "CANCEL", "success", ""]),
+            _SCALARS,
+            st.lists(st.integers(), max_size=1),
+        ),
+        "errorCode": _SCALARS,
+        "errorMessage": _SCALARS,
+        "failedReason": st.one_of(st.just({}), st.none(), st.just({"node_id": 3}), _SCALARS),
+        "usage": st.one_of(
+            st.none(),
+            _SCALARS,
+            st.dictionaries(
+                st.sampled_from(
+                    ["consumeMoney", "consumeCoins", "taskCostTime", "thirdPartyConsumeMoney"]
+                ),
+                _SCALARS,
+            ),
+        ),
+        "results": st.one_of(st.none(), st.lists(st.one_of(_OUTPUT, _SCALARS), max_size=3)),
+        "clientId": _SCALARS,
+        "promptTips": _SCALARS,
+        "extra": _SCALARS,
+    },
+)
+
+
+@given(_ANSWER)
+def test_the_fast_snapshot_reads_what_the_converter_reads(answer: dict[str, Any]) -> None:
+    """Where the fast path answers, the converter gives the same snapshot."""
+    fast = fast_snapshot(answer)
+    if fast is None:
+        return
+    # repr: a Decimal NaN is not equal to itself.
+    assert repr(fast) == repr(conv.structure(answer, TaskSnapshot))
+
+
+def test_the_fast_snapshot_takes_the_usual_answers() -> None:
+    """Pending, succeeded and failed answers of the documented shape skip the converter."""
+    pending = {"taskId": "1", "status": "RUNNING", "errorCode": "", "results": None}
+    done = {
+        "taskId": "1",
+        "status": "SUCCESS",
+        "errorCode": "",
+        "errorMessage": "",
+        "failedReason": {},
+        "usage": {"consumeMoney": "0.40", "consumeCoins": "40", "taskCostTime": "0"},
+        "results": [{"url": "https://cdn/x.png", "nodeId": "2", "outputType": "png"}],
+    }
+    for answer in (pending, done, {**done, "status": "FAILED", "errorCode": "805"}):
+        assert fast_snapshot(answer) == conv.structure(answer, TaskSnapshot)
+    assert fast_snapshot({**done, "taskId": 1}) is None  # the converter turns it into "1"
