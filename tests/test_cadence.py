@@ -158,3 +158,22 @@ def test_delays_are_finite_and_non_negative(
     assert math.isfinite(model.eta(age))
     assert model.eta(age) >= 0
     assert 0 < model.quantile(0.5) < math.inf
+
+
+def test_few_ends_do_not_pull_the_low_quantiles_towards_zero() -> None:
+    """Twenty jobs seen ending between 1.6 and 2.5 s: 2 % of jobs do not end before 0.5 s.
+
+    Below the first end Kaplan-Meier knows nothing; the fit's shape, not a straight
+    line from age 0, says how the first few percent spread there.
+    """
+    model = DurationModel(prior_median=2.0, prior_spread=0.3)
+    for key in range(20):
+        end = 1.6 + 0.9 * key / 19
+        model.job_started(key, 0.0)
+        model.job_pending(key, end - 0.1)
+        model.job_ended(key, end)
+    earliest = model.quantile(0.02)
+    assert 0.8 < earliest < 1.6
+    assert model.quantile(0.01) < earliest < model.quantile(0.04) < model.quantile(0.5)
+    assert model.survival(earliest) == pytest.approx(0.98, abs=1e-6)
+
