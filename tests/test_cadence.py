@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from runninghub_async import PollPolicy
 from runninghub_async._cadence import LATE_FRACTION, DurationModel, kaplan_meier, prior_for
 
 
@@ -177,3 +178,15 @@ def test_few_ends_do_not_pull_the_low_quantiles_towards_zero() -> None:
     assert model.quantile(0.01) < earliest < model.quantile(0.04) < model.quantile(0.5)
     assert model.survival(earliest) == pytest.approx(0.98, abs=1e-6)
 
+
+def test_jitter_spreads_checks_without_spending_queries() -> None:
+    """Intervals move both ways within ``jitter``: on average no shorter, so no extra queries."""
+    policy = PollPolicy(jitter=0.05, min_interval=1.0, max_interval=30.0)
+    rng = random.Random(7)
+    spread = [policy.spread(10.0, rng) for _ in range(4000)]
+    assert all(9.5 <= s <= 10.5 for s in spread)
+    assert min(spread) < 9.6
+    assert max(spread) > 10.4
+    assert sum(spread) / len(spread) == pytest.approx(10.0, abs=0.02)
+    assert policy.spread(0.5, rng) == 1.0
+    assert policy.spread(40.0, rng) == 30.0
