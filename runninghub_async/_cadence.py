@@ -19,7 +19,11 @@ have ended.  From these the model keeps
   end placed at the fit's conditional median inside its interval.
 
 The survival function used is Kaplan-Meier where at least a few jobs are still
-at risk, continued by the fit's conditional tail beyond.
+at risk, continued by the fit's conditional tail beyond.  Between two of its
+steps, and below the first, it follows the fit's shape (linear in the fit's CDF,
+not in age): with a few dozen jobs seen, a straight line from age 0 to the first
+end would put the first percents of jobs at a fraction of that end and pull
+every first check far too early.
 
 **The schedule** (`DurationModel.next_check`).  Minimising queries per job under
 a median and a p95 detection delay (dynamic programming over check times with
@@ -220,6 +224,7 @@ class DurationModel:
         self._times: list[float] = []
         self._survival: list[float] = []
         self._area: list[float] = []
+        self._shape: list[float] = []  # the fit's CDF at each of those times
 
     # -- events -------------------------------------------------------------------
 
@@ -326,12 +331,13 @@ class DurationModel:
                 bins[_log_bin(job.last), math.inf] += 1
         self._mu, self._sigma, self._var_mu = _fit(bins, self._prior, (self._mu, self._sigma))
         self._spread = self._sigma
-        # Kaplan-Meier's steps joined by straight lines (from (0, 1)): a step function
-        # would make "the age by which 1 % more end" jump to the next sample.
-        self._times, self._survival, self._area = [], [], []
+        # Kaplan-Meier's steps joined along the fit's CDF (from (0, 1)): a step function
+        # would make "the age by which 1 % more end" jump to the next sample.  (The
+        # areas, for `eta`, join them by straight lines: close enough for an ETA.)
+        self._times, self._survival, self._area, self._shape = [], [], [], []
         if len(self._ended) < self._min_samples:
             return
-        self._times, self._survival, self._area = [0.0], [1.0], [0.0]
+        self._times, self._survival, self._area, self._shape = [0.0], [1.0], [0.0], [0.0]
         events = [self._ln_median_between(lo, hi) for lo, hi in self._ended.values()]
         censored = [job.last for job in cohort if job.last > 0]
         area, previous_t, previous_s = 0.0, 0.0, 1.0
@@ -342,6 +348,7 @@ class DurationModel:
             self._times.append(t)
             self._survival.append(s)
             self._area.append(area)
+            self._shape.append(1 - self._ln_sf(t))
             previous_t, previous_s = t, s
 
     def _ln_sf(self, age: float) -> float:
@@ -369,8 +376,11 @@ class DurationModel:
             horizon = self._times[-1] if self._times else 0.0
             return base * self._ln_sf(age) / max(self._ln_sf(horizon), 1e-300)
         i = bisect.bisect_right(self._times, age)
-        t0, t1 = self._times[i - 1], self._times[i]
         s0, s1 = self._survival[i - 1], self._survival[i]
+        g0, g1 = self._shape[i - 1], self._shape[i]
+        if g1 - g0 > 1e-9:  # between two steps, the fit's shape
+            return s0 + (s1 - s0) * (1 - self._ln_sf(age) - g0) / (g1 - g0)
+        t0, t1 = self._times[i - 1], self._times[i]
         return s0 + (s1 - s0) * (age - t0) / max(t1 - t0, 1e-12)
 
     def _cdf(self, age: float) -> float:
@@ -384,6 +394,11 @@ class DurationModel:
             i = bisect.bisect_left(self._survival, -target, key=lambda s: -s)
             t0, t1 = self._times[i - 1], self._times[i]
             s0, s1 = self._survival[i - 1], self._survival[i]
+            g0, g1 = self._shape[i - 1], self._shape[i]
+            if g1 - g0 > 1e-9:
+                g = min(max(g0 + (g1 - g0) * (s0 - target) / (s0 - s1), 1e-16), 1 - 1e-16)
+                age = math.exp(self._mu + self._spread * _NORMAL.inv_cdf(g))
+                return min(max(age, t0), t1)
             return t0 + (t1 - t0) * (s0 - target) / (s0 - s1)
         base = self._survival[-1] if self._times else 1.0
         horizon = self._times[-1] if self._times else 0.0

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from runninghub_async import PollPolicy
 from runninghub_async._cadence import LATE_FRACTION, DurationModel, kaplan_meier, prior_for
 
 
@@ -158,3 +159,34 @@ def test_delays_are_finite_and_non_negative(
     assert math.isfinite(model.eta(age))
     assert model.eta(age) >= 0
     assert 0 < model.quantile(0.5) < math.inf
+
+
+def test_few_ends_do_not_pull_the_low_quantiles_towards_zero() -> None:
+    """Twenty jobs seen ending between 1.6 and 2.5 s: 2 % of jobs do not end before 0.5 s.
+
+    Below the first end Kaplan-Meier knows nothing; the fit's shape, not a straight
+    line from age 0, says how the first few percent spread there.
+    """
+    model = DurationModel(prior_median=2.0, prior_spread=0.3)
+    for key in range(20):
+        end = 1.6 + 0.9 * key / 19
+        model.job_started(key, 0.0)
+        model.job_pending(key, end - 0.1)
+        model.job_ended(key, end)
+    earliest = model.quantile(0.02)
+    assert 0.8 < earliest < 1.6
+    assert model.quantile(0.01) < earliest < model.quantile(0.04) < model.quantile(0.5)
+    assert model.survival(earliest) == pytest.approx(0.98, abs=1e-6)
+
+
+def test_jitter_spreads_checks_without_spending_queries() -> None:
+    """Intervals move both ways within ``jitter``: on average no shorter, so no extra queries."""
+    policy = PollPolicy(jitter=0.05, min_interval=1.0, max_interval=30.0)
+    rng = random.Random(7)
+    spread = [policy.spread(10.0, rng) for _ in range(4000)]
+    assert all(9.5 <= s <= 10.5 for s in spread)
+    assert min(spread) < 9.6
+    assert max(spread) > 10.4
+    assert sum(spread) / len(spread) == pytest.approx(10.0, abs=0.02)
+    assert policy.spread(0.5, rng) == 1.0
+    assert policy.spread(40.0, rng) == 30.0
