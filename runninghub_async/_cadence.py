@@ -214,10 +214,14 @@ class DurationModel:
         self._seq = 0
         # Ended jobs by start order: a window over *submits* keeps a fair sample, where
         # one over ends would keep, in a wave, only its slowest jobs.
-        self._ended: dict[int, tuple[float, float]] = {}
+        # seq -> (last age seen pending, age seen ended, and both as log-bins)
+        self._ended: dict[int, tuple[float, float, float, float]] = {}
         self._running: dict[Hashable, _Running] = {}
         self._dirty = 0
         self._fits = 0
+        # Quantiles every first check asks for, kept until the next refit.
+        self._late_age: float | None = None
+        self._tail: float | None = None
         self._mu, self._sigma, self._var_mu = self._prior[0], _SIGMA0, prior_spread**2
         self._spread = math.hypot(_SIGMA0, prior_spread)
         # Kaplan-Meier up to the horizon: times, survival after each, integral of S up to each.
@@ -247,7 +251,8 @@ class DurationModel:
         job = self._running.pop(key, None)
         if job is not None:
             if job.seq > self._seq - self._history:
-                self._ended[job.seq] = (job.last, max(at - job.start, job.last))
+                lo, hi = job.last, max(at - job.start, job.last)
+                self._ended[job.seq] = (lo, hi, _log_bin(lo), _log_bin(hi))
             self._dirty += 1
 
     def job_dropped(self, key: Hashable) -> None:
@@ -302,15 +307,29 @@ class DurationModel:
         job.interval = h
         a, elapsed = job.last, now - job.start
         due = a + h
+        if a == 0 and not job.late:
+            # Not checked yet (every job's first check): the whole budget is unspent.
+            due = max(due, self._quantile_of_late() + h)
+            return max(0.0, due - elapsed)
         unspent = LATE_FRACTION - sum(self._cdf(hi) - self._cdf(lo) for lo, hi in job.late)
         survival = self._sf(a)
         unspent = min(unspent, LATE_FRACTION * survival)
         if unspent > 0:
             due = max(due, self._inverse(1 - survival + unspent) + h)
-        tail = self._inverse(1 - TAIL)
+        tail = self._tail_age()
         if a > tail:
             due = max(due, a + _BACKOFF * (a - tail))
         return max(0.0, due - elapsed)
+
+    def _quantile_of_late(self) -> float:
+        if self._late_age is None:
+            self._late_age = self._inverse(LATE_FRACTION)
+        return self._late_age
+
+    def _tail_age(self) -> float:
+        if self._tail is None:
+            self._tail = self._inverse(1 - TAIL)
+        return self._tail
 
     # -- the estimate -------------------------------------------------------------
 
@@ -322,9 +341,10 @@ class DurationModel:
             return
         self._fits += 1
         self._dirty = 0
+        self._late_age = self._tail = None  # quantiles of the estimate being replaced
         bins: dict[tuple[float, float], int] = collections.Counter()
-        for lo, hi in self._ended.values():
-            bins[_log_bin(lo), _log_bin(hi)] += 1
+        for _, _, lo_bin, hi_bin in self._ended.values():
+            bins[lo_bin, hi_bin] += 1
         cohort = [job for job in self._running.values() if job.seq > self._seq - self._history]
         for job in cohort:
             if job.last > 0:
@@ -338,7 +358,7 @@ class DurationModel:
         if len(self._ended) < self._min_samples:
             return
         self._times, self._survival, self._area, self._shape = [0.0], [1.0], [0.0], [0.0]
-        events = [self._ln_median_between(lo, hi) for lo, hi in self._ended.values()]
+        events = [self._ln_median_between(lo, hi) for lo, hi, _, _ in self._ended.values()]
         censored = [job.last for job in cohort if job.last > 0]
         area, previous_t, previous_s = 0.0, 0.0, 1.0
         for t, s, at_risk in kaplan_meier(events, censored):
@@ -409,3 +429,4 @@ class DurationModel:
 
 def _log_bin(age: float) -> float:
     return round(math.log(age) * _BIN) / _BIN if age > 0 else -math.inf
+
