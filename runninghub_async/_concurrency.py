@@ -39,6 +39,11 @@ class TaskSet:
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s failed", task.get_name(), exc_info=task.exception())
 
+    async def join(self) -> None:
+        """Wait until every task of this set has ended (those spawned meanwhile too)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
     async def aclose(self) -> None:
         """Cancel the tasks still running and wait for them (shielded)."""
         tasks = list(self._tasks)

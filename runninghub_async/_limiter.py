@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
@@ -128,10 +129,14 @@ class Limiter(Protocol):
         ...
 
 
-@attrs.define(eq=False)
 class _Waiter:
-    event: anyio.Event = attrs.field(factory=anyio.Event)
-    granted: bool = False
+    """A caller queued for a slot: a plain future (this sits on every queued submit)."""
+
+    __slots__ = ("future", "granted")
+
+    def __init__(self) -> None:
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.granted = False
 
 
 class TokenBucket:
@@ -304,12 +309,13 @@ class SlotWindow:
         else:
             self._waiters.append(waiter)
         try:
-            await waiter.event.wait()
+            await waiter.future
         except BaseException:
             if waiter.granted:
                 self.give_back()
             else:
-                self._waiters.remove(waiter)
+                with contextlib.suppress(ValueError):  # `_grant` may have dropped it
+                    self._waiters.remove(waiter)
             raise
         return _LocalSlot(self)
 
@@ -333,9 +339,11 @@ class SlotWindow:
     def _grant(self) -> None:
         while self._waiters and self._in_use < self.capacity:
             waiter = self._waiters.popleft()
+            if waiter.future.done():
+                continue  # cancelled: its caller is leaving and takes no slot
             waiter.granted = True
             self._in_use += 1
-            waiter.event.set()
+            waiter.future.set_result(None)
 
 
 def strict_bucket(rate: float) -> TokenBucket:

@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.abc
-import attrs
 
 from ._api import Api
 from ._concurrency import TaskSet
@@ -50,7 +49,8 @@ from ._errors import (
 )
 from ._hooks import Hooks, safely
 from ._journal import Journal, params_digest
-from ._limiter import Limiter, Slot
+from ._limiter import Limiter, Slot, monotonic
+from ._models import TaskSnapshot
 from ._poller import Poller, Tracked
 
 __all__ = ["Submitter"]
@@ -64,36 +64,41 @@ _MAX_BACKOFF_STEP = 6
 _JOURNAL_BOUND = 5.0
 
 
-@attrs.define(eq=False)
 class _Post:
-    """One submit POST, shared by the task sending it and the caller waiting for it."""
+    """One submit, shared by the task sending it and the caller waiting for it."""
 
-    endpoint: str
-    body: bytes
-    params: Mapping[str, Any]
-    webhook_token: str | None = None
-    journal: Journal | None = None
-    key: str | None = None
-    started: float = 0.0
-    intended: bool = attrs.field(default=False, init=False)
-    on_wire: bool = attrs.field(default=False, init=False)
-    # Per attempt: `attempt()` makes a fresh one of these for each send.
-    answered: asyncio.Event = attrs.field(factory=asyncio.Event, init=False)
-    tracked: Tracked | None = attrs.field(default=None, init=False)
-    error: BaseException | None = attrs.field(default=None, init=False)
-    abandoned: bool = attrs.field(default=False, init=False)
+    __slots__ = (
+        "body",
+        "endpoint",
+        "intended",
+        "journal",
+        "key",
+        "on_wire",
+        "params",
+        "started",
+        "webhook_token",
+    )
 
-    def attempt(self) -> _Post:
-        """A fresh POST of the same submit."""
-        return _Post(
-            self.endpoint,
-            self.body,
-            self.params,
-            self.webhook_token,
-            self.journal,
-            self.key,
-            self.started,
-        )
+    def __init__(
+        self,
+        endpoint: str,
+        body: bytes,
+        params: Mapping[str, Any],
+        webhook_token: str | None,
+        journal: Journal | None,
+        key: str | None,
+        started: float,
+    ) -> None:
+        self.endpoint, self.body, self.params = endpoint, body, params
+        self.webhook_token, self.journal, self.key = webhook_token, journal, key
+        self.started = started
+        self.intended = False  # a journal intent was written
+        self.on_wire = False  # a POST of it is being sent
+
+
+_POST_TASK = "runninghub_async._submit.Submitter._post"
+# What one POST ends in: the tracked task, or why not.
+_Answer = asyncio.Future["Tracked | RunningHubError"]
 
 
 async def _journal_quietly(write: Awaitable[None], key: str) -> None:
@@ -129,23 +134,35 @@ class Submitter:
         self._rng = rng
         self._tasks = TaskSet()
         self._closing = False
-        self._waits: set[anyio.CancelScope] = set()
-        self._posts: set[_Post] = set()
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._closed_waits: set[asyncio.Task[Any]] = set()
         self.sent = 0
         self.accepted = 0
         self.orphaned: list[str] = []
         """Task ids accepted after their caller was cancelled (followed all the same)."""
 
     async def _closable(self, awaitable: Awaitable[T]) -> T:
-        """Await *awaitable*, or raise ClientClosedError if the client closes first."""
-        scope = anyio.CancelScope()
-        self._waits.add(scope)
+        """Await *awaitable*, or raise ClientClosedError if the client closes first.
+
+        `close` cancels the waiting task itself (a cancel scope per queued submit
+        costs more than its wait) and the cancellation it caused is taken back
+        here, so any other cancellation of the task still goes through.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
         try:
-            with scope:
-                return await awaitable
+            return await awaitable
+        except asyncio.CancelledError:
+            if task in self._closed_waits:
+                self._closed_waits.discard(task)
+                if task.uncancel() == 0:
+                    raise ClientClosedError(
+                        "the client closed before this submit was sent"
+                    ) from None
+            raise
         finally:
-            self._waits.discard(scope)
-        raise ClientClosedError("the client closed before this submit was sent")
+            self._waiting.discard(task)
 
     async def submit(
         self,
@@ -170,7 +187,7 @@ class Submitter:
             ConnectError: connecting failed every time (nothing was sent).
             ClientClosedError: the client closed before it was sent.
         """
-        post = _Post(endpoint, body, params, webhook_token, journal, key, anyio.current_time())
+        post = _Post(endpoint, body, params, webhook_token, journal, key, monotonic())
         if self._hooks is not None:
             safely(self._hooks, "submit", endpoint)
         if journal is None or key is None:
@@ -191,17 +208,17 @@ class Submitter:
 
     async def _until_answered(self, post: _Post) -> Tracked:
         endpoint, params = post.endpoint, post.params
-        start = anyio.current_time()
+        start = post.started
         attempt = 0
         while True:
             self._refuse_if_closing()
-            asked = anyio.current_time()
+            asked = monotonic()
             # A free slot needs no closable wait (and its cancel scope): the common case.
             slot = self._limiter.try_acquire_slot() if attempt == 0 else None
             if slot is None:
                 slot = await self._closable(self._limiter.acquire_slot(front=attempt > 0))
             self._refuse_if_closing(slot)
-            if self._hooks is not None and (waited := anyio.current_time() - asked) > 0:
+            if self._hooks is not None and (waited := monotonic() - asked) > 0:
                 safely(self._hooks, "slot_wait", endpoint, waited)
             if post.journal is not None and post.key is not None:
                 try:
@@ -211,11 +228,11 @@ class Submitter:
                     raise
                 post.intended = True
             post.on_wire = True
-            error = await self._send(post.attempt(), slot)
+            error = await self._send(post, slot)
             post.on_wire = False
             if isinstance(error, Tracked):
                 return error
-            in_time = anyio.current_time() - start < self._job_timeout
+            in_time = monotonic() - start < self._job_timeout
             if not proves_not_accepted(error):
                 if (isinstance(error, TransportError) and error.request_sent) or (
                     isinstance(error, ServerError) and (error.http_status or 0) >= 500
@@ -246,86 +263,89 @@ class Submitter:
     async def _send(self, post: _Post, slot: Slot) -> Tracked | RunningHubError:
         """One POST in a client-owned task; the tracked task or the error it met."""
         self.sent += 1
-        self._posts.add(post)
-        self._tasks.spawn(self._post(post, slot), "runninghub_async._submit.Submitter._post")
+        answer: _Answer = asyncio.get_running_loop().create_future()
+        self._tasks.spawn(self._post(post, slot, answer), _POST_TASK)
         try:
-            await post.answered.wait()
+            # Cancelling this wait cancels *answer*: the POST sees its caller left.
+            return await answer
         except BaseException:
-            post.abandoned = True
-            if post.tracked is not None:
-                self._orphan(post)
+            if answer.done() and not answer.cancelled():
+                outcome = answer.result()  # answered, but the caller was cancelled first
+                if isinstance(outcome, Tracked):
+                    self._orphan(post, outcome)
             raise
-        if post.tracked is not None:
-            return post.tracked
-        assert isinstance(post.error, RunningHubError)
-        return post.error
 
-    async def _post(self, post: _Post, slot: Slot) -> None:
+    async def _post(self, post: _Post, slot: Slot, answer: _Answer) -> None:
+        outcome: Tracked | RunningHubError | None = None
         try:
             snapshot = await self._api.submit(post.endpoint, post.body)
         except RunningHubError as exc:
             if isinstance(exc, ConcurrencyLimitError):
                 self._limiter.slot_rejected()  # while the slot is still held
             slot.release()
-            post.error = exc
+            outcome = exc
         except BaseException as exc:
             slot.release()
-            cause = ClientClosedError("the client closed while the submit was on the wire")
-            post.error = SubmitOutcomeUnknownError(post.endpoint, post.params, cause)
             if not isinstance(exc, Exception):
-                raise  # cancelled: the client is closing past its bound
+                raise  # cancelled: the client is closing past its bound (answered below)
             log.exception("unexpected error while submitting to %s", post.endpoint)
         else:
-            self.accepted += 1
-            self._limiter.slot_accepted()
-            if self._hooks is not None:
-                seconds = anyio.current_time() - post.started
-                safely(self._hooks, "accepted", post.endpoint, snapshot.task_id, seconds)
-            if post.journal is not None and post.key is not None:
-                # Durable before anyone can see the job: a crash from here on is recoverable.
-                await _journal_quietly(post.journal.accepted(post.key, snapshot.task_id), post.key)
-            try:
-                tracked = self._poller.track(
-                    snapshot.task_id,
-                    endpoint=post.endpoint,
-                    slot=slot,
-                    webhook_token=post.webhook_token,
-                )
-            except ClientClosedError as exc:
-                post.error = exc
-                log.warning(
-                    "RunningHub accepted task %s (%s) after the client closed; it is not followed",
-                    snapshot.task_id,
-                    post.endpoint,
-                )
-            else:
-                tracked.journal, tracked.key = post.journal, post.key
-                tracked.note(snapshot.status, None)
-                if snapshot.status.is_terminal:
-                    self._poller.resolve(snapshot)
-                post.tracked = tracked
-                if post.abandoned:
-                    self._orphan(post)
-                log.debug("submitted %s to %s", snapshot.task_id, post.endpoint)
+            outcome = await self._accepted(post, slot, snapshot.task_id, snapshot)
+            if isinstance(outcome, Tracked) and answer.cancelled():
+                self._orphan(post, outcome)
         finally:
-            self._posts.discard(post)
-            post.answered.set()
+            # Whatever happened, the caller hears of it (unless it has left).
+            if not answer.done():
+                if outcome is None:
+                    cause = ClientClosedError("the client closed while the submit was on the wire")
+                    outcome = SubmitOutcomeUnknownError(post.endpoint, post.params, cause)
+                answer.set_result(outcome)
 
-    def _orphan(self, post: _Post) -> None:
-        assert post.tracked is not None
-        self.orphaned.append(post.tracked.task_id)
+    async def _accepted(
+        self, post: _Post, slot: Slot, task_id: str, snapshot: TaskSnapshot
+    ) -> Tracked | RunningHubError:
+        """Journal and track a task RunningHub accepted (the slot goes to the poller)."""
+        self.accepted += 1
+        self._limiter.slot_accepted()
+        if self._hooks is not None:
+            seconds = monotonic() - post.started
+            safely(self._hooks, "accepted", post.endpoint, task_id, seconds)
+        if post.journal is not None and post.key is not None:
+            # Durable before anyone can see the job: a crash from here on is recoverable.
+            await _journal_quietly(post.journal.accepted(post.key, task_id), post.key)
+        try:
+            tracked = self._poller.track(
+                task_id, endpoint=post.endpoint, slot=slot, webhook_token=post.webhook_token
+            )
+        except ClientClosedError as exc:
+            log.warning(
+                "RunningHub accepted task %s (%s) after the client closed; it is not followed",
+                task_id,
+                post.endpoint,
+            )
+            return exc
+        tracked.journal, tracked.key = post.journal, post.key
+        tracked.note(snapshot.status, None)
+        if snapshot.status.is_terminal:
+            self._poller.resolve(snapshot)
+        log.debug("submitted %s to %s", task_id, post.endpoint)
+        return tracked
+
+    def _orphan(self, post: _Post, tracked: Tracked) -> None:
+        self.orphaned.append(tracked.task_id)
         log.warning(
             "the caller of a submit to %s was cancelled after RunningHub accepted it; "
             "the client follows task %s until it ends",
             post.endpoint,
-            post.tracked.task_id,
+            tracked.task_id,
         )
 
     def close(self) -> None:
         """Stop accepting submits; those waiting for a slot end with ClientClosedError."""
         self._closing = True
-        for scope in list(self._waits):
-            scope.cancel()
+        for task in self._waiting - self._closed_waits:
+            self._closed_waits.add(task)
+            task.cancel()
 
     async def drain(self, bound: float) -> None:
         """Wait (shielded, at most *bound* seconds) for the POSTs on the wire to answer.
@@ -334,6 +354,5 @@ class Submitter:
         `SubmitOutcomeUnknownError`.
         """
         with anyio.move_on_after(bound, shield=True):
-            while self._posts:
-                await next(iter(self._posts)).answered.wait()
+            await self._tasks.join()
         await self._tasks.aclose()
