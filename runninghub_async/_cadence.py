@@ -70,6 +70,9 @@ _SIGMA0 = 0.4  # a priori spread of one endpoint's log-durations ...
 _LOG_SIGMA_SD = 0.5  # ... and how sure of it
 _MIN_AT_RISK = 8  # Kaplan-Meier is trusted up to where this many jobs were at risk
 _BACKOFF = 0.5  # interval past the tail, as a fraction of the overrun
+_REFIT_EVENTS = 512  # once warm, events between refits ...
+_REFIT_SECONDS = 2.0  # ... or, this long after the last one, ...
+_REFIT_EVENTS_QUIET = 128  # ... this many
 _BIN = 25.0  # log-ages are rounded to 1/_BIN (4 %) before fitting: fewer bins, cheaper fits
 
 
@@ -219,6 +222,7 @@ class DurationModel:
         self._running: dict[Hashable, _Running] = {}
         self._dirty = 0
         self._fits = 0
+        self._seen_at = self._fitted_at = -math.inf  # latest event time; at the last refit
         # Quantiles every first check asks for, kept until the next refit.
         self._late_age: float | None = None
         self._tail: float | None = None
@@ -245,6 +249,7 @@ class DurationModel:
             self._commit(job, at - job.start)
             job.last = max(job.last, at - job.start)
             self._dirty += 1
+            self._seen_at = at
 
     def job_ended(self, key: Hashable, at: float) -> None:
         """A check at time *at* found job *key* succeeded: it ended since its last check."""
@@ -254,6 +259,7 @@ class DurationModel:
                 lo, hi = job.last, max(at - job.start, job.last)
                 self._ended[job.seq] = (lo, hi, _log_bin(lo), _log_bin(hi))
             self._dirty += 1
+            self._seen_at = at
 
     def job_dropped(self, key: Hashable) -> None:
         """Job *key* failed, was cancelled or timed out: not a duration sample."""
@@ -334,11 +340,19 @@ class DurationModel:
     # -- the estimate -------------------------------------------------------------
 
     def _refresh(self) -> None:
-        # Refit after a quarter of the jobs reported, and (once warm) at least 128
-        # events apart: a fit costs far more than one check's bookkeeping.
+        # Refit once a quarter of the jobs reported and (once warm) a few hundred
+        # events apart: a fit costs far more than one check's bookkeeping, and under
+        # a heavy load events come by the thousand.  A quiet model refits sooner.
         n = len(self._ended) + len(self._running)
-        if self._dirty == 0 or self._dirty * 4 < n or self._dirty < min(128, 1 + self._fits):
+        dirty = self._dirty
+        if dirty == 0 or dirty * 4 < n:
             return
+        needed = min(_REFIT_EVENTS, 1 + self._fits)
+        if self._seen_at - self._fitted_at >= _REFIT_SECONDS:
+            needed = min(_REFIT_EVENTS_QUIET, needed)
+        if dirty < needed:
+            return
+        self._fitted_at = self._seen_at
         self._fits += 1
         self._dirty = 0
         self._late_age = self._tail = None  # quantiles of the estimate being replaced
