@@ -6,7 +6,7 @@ A mixin so that the client facade stays a facade; the batch loop itself is
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Mapping
 from decimal import Decimal
@@ -38,7 +38,7 @@ class BatchMethods:
     """``run_many`` (resumable with a journal, bounded by a cost) and ``recover``."""
 
     if TYPE_CHECKING:
-        _admission: asyncio.Semaphore
+        _admission: contextlib.AbstractAsyncContextManager[Any]
         _journal: Journal | None
         _limiter: Limiter
         _prepare: Preparer

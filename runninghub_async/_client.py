@@ -216,7 +216,16 @@ class RunningHub(
         self._state = _State.UNOPENED
         self._live: Live | None = None
         self._upload_cache = _uploads.UploadCache()
-        self._admission = asyncio.Semaphore(self._config.max_connections)
+        # Callers beyond the connections' capacity wait before any work (10,000
+        # submits at once then cost a queue, not 10,000 requests built in one go).
+        # Slots bound them already when there are no more slots than connections.
+        config = self._config
+        self._admission: contextlib.AbstractAsyncContextManager[Any] = (
+            asyncio.Semaphore(config.max_connections)
+            if limiter is not None or config.auto_limit
+            or config.max_in_flight > config.max_connections
+            else contextlib.nullcontext()
+        )
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -364,8 +373,6 @@ class RunningHub(
             ClientClosedError: the client is not open, or closed before sending.
         """
         live = self._open()
-        # Callers beyond the connections' capacity wait here, before any work: 10,000
-        # submits at once then cost a queue, not 10,000 requests built in one go.
         async with self._admission:
             prep = self._prepare
             path, spec = prep.check(endpoint, params)
