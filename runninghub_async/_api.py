@@ -87,10 +87,14 @@ def decode_json(raw: bytes | str, what: str) -> Any:
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):
+        if isinstance(raw, bytes):  # not UTF-8: read it as the text it decodes to
+            return decode_json(raw.decode("utf-8", "replace"), what)
         raise ProtocolError(f"{what} answered with malformed JSON") from None
     # Fewer brackets than the bound cannot nest deeper than it: skip the walk.
-    text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-    brackets = text.count("[") + text.count("{")
+    if isinstance(raw, str):
+        brackets = raw.count("[") + raw.count("{")
+    else:
+        brackets = raw.count(b"[") + raw.count(b"{")
     if brackets > MAX_DEPTH and not _depth_ok(value):
         raise ProtocolError(f"{what} answered with JSON nested deeper than {MAX_DEPTH}")
     return value
@@ -114,6 +118,7 @@ class Api:
         self.transport = transport
         self._converter = converter
         self._key = api_key
+        self._key_bytes = api_key.encode()
         self._throttled = throttled
 
     # -- parsing ----------------------------------------------------------------------
@@ -123,7 +128,10 @@ class Api:
         status = answer.status
         if 300 <= status < 400:
             raise ProtocolError(f"{path} answered with a redirect (HTTP {status}); not followed")
-        text = self.transport.redact(answer.body.decode("utf-8", "replace")) if answer.body else ""
+        body = answer.body
+        # The key is scrubbed from the text should a server echo it; most answers
+        # never contain it and are parsed as the bytes they came as.
+        text = self._scrubbed(body) if self._key_bytes and self._key_bytes in body else body
         try:
             parsed = decode_json(text, path) if text else None
         except ProtocolError:
@@ -138,6 +146,9 @@ class Api:
                 self._throttled(answer.retry_after)
             raise error
         return parsed
+
+    def _scrubbed(self, body: bytes) -> str:
+        return self.transport.redact(body.decode("utf-8", "replace"))
 
     def _http(self, answer: Answer, path: str) -> APIError:
         error = http_error(answer.status, answer.reason, endpoint=path)

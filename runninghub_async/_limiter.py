@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
@@ -44,9 +45,9 @@ _DEFAULT_PAUSE = 1.0
 _MAX_PAUSE = 60.0
 
 
-def monotonic() -> float:
-    """The event loop's clock (what ``anyio.current_time`` reads, without its lookups)."""
-    return asyncio.get_running_loop().time()
+# The event loop's clock: asyncio's ``loop.time()`` (and so ``anyio.current_time``)
+# is ``time.monotonic()``; reading it directly skips two lookups per read.
+monotonic: Clock = time.monotonic
 
 
 @attrs.frozen

@@ -374,14 +374,6 @@ def _register_extras(conv: cattrs.Converter) -> None:
 _STATUSES: dict[str, TaskStatus] = {status.value: status for status in TaskStatus}
 
 
-def _plain_text(value: Any) -> str | None:
-    """*value* as the converter would read a ``str | None`` field, or a `_NOT_PLAIN` marker."""
-    return value if value is None or type(value) is str else _NOT_PLAIN
-
-
-_NOT_PLAIN: Any = object()
-
-
 def fast_snapshot(data: Mapping[str, Any]) -> TaskSnapshot | None:
     """The converter's `TaskSnapshot` for the shapes answers nearly always have, faster.
 
@@ -390,31 +382,35 @@ def fast_snapshot(data: Mapping[str, Any]) -> TaskSnapshot | None:
     are read; anything else returns None and the converter decides (same result
     or the same error, which ``tests/test_wire.py`` checks against the converter).
     """
-    task_id, raw_status = data.get("taskId"), data.get("status")
-    code, message = data.get("errorCode", ""), data.get("errorMessage", "")
-    status = _STATUSES.get(raw_status) if type(raw_status) is str else None
-    if type(task_id) is not str or status is None or data.get("failedReason"):
+    get = data.get
+    task_id, status, code = get("taskId"), get("status"), get("errorCode", "")
+    message, client_id, tips = get("errorMessage", ""), get("clientId", ""), get("promptTips", "")
+    if type(task_id) is not str or type(status) is not str or type(code) is not str:
         return None
-    if type(code) is not str or _plain_text(message) is _NOT_PLAIN:
+    status = _STATUSES.get(status)
+    if status is None or get("failedReason"):
         return None
-    client_id, tips = data.get("clientId", ""), data.get("promptTips", "")
-    if _plain_text(client_id) is _NOT_PLAIN or _plain_text(tips) is _NOT_PLAIN:
-        return None
+    for text in (message, client_id, tips):
+        if text is not None and type(text) is not str:
+            return None
     usage = None
-    raw_usage = data.get("usage")
+    raw_usage = get("usage")
     if raw_usage is not None:
         usage = _fast_usage(raw_usage)
         if usage is None:
             return None
     outputs: tuple[Output, ...] = ()
-    results = data.get("results")
+    results = get("results")
     if results is not None:
         if type(results) is not list:
             return None
-        items = [_fast_output(item) for item in results]
-        if None in items:
-            return None
-        outputs = tuple(items)  # type: ignore[arg-type]
+        items = []
+        for item in results:
+            output = _fast_output(item)
+            if output is None:
+                return None
+            items.append(output)
+        outputs = tuple(items)
     code = code.strip()
     return TaskSnapshot(
         task_id,
@@ -432,29 +428,35 @@ def fast_snapshot(data: Mapping[str, Any]) -> TaskSnapshot | None:
 def _fast_usage(raw: Any) -> Usage | None:
     if type(raw) is not dict:
         return None
-    values = [raw.get(k) for k in ("consumeMoney", "consumeCoins", "thirdPartyConsumeMoney")]
-    seconds = raw.get("taskCostTime")
-    if any(v is not None and type(v) is not str for v in (*values, seconds)):
-        return None
+    get = raw.get
+    money, coins = get("consumeMoney"), get("consumeCoins")
+    third, seconds = get("thirdPartyConsumeMoney"), get("taskCostTime")
+    for value in (money, coins, third, seconds):
+        if value is not None and type(value) is not str:
+            return None
     try:
-        money, coins, third = (Decimal(v) if v else None for v in values)
-        cost_time = float(seconds) if seconds else None
+        return Usage(
+            Decimal(money) if money else None,
+            Decimal(coins) if coins else None,
+            float(seconds) if seconds else None,
+            Decimal(third) if third else None,
+        )
     except (InvalidOperation, ValueError):
         return None  # the converter raises its own error for it
-    return Usage(money, coins, cost_time, third)
 
 
 def _fast_output(raw: Any) -> Output | None:
     if type(raw) is not dict:
         return None
-    url, kind, node = raw.get("url"), raw.get("outputType"), raw.get("nodeId")
-    text = raw.get("text")
+    get = raw.get
+    url, kind, node, text = get("url"), get("outputType"), get("nodeId"), get("text")
     if url is None:
-        url = raw.get("outputUrl")
+        url = get("outputUrl")
     if text is None:
-        text = raw.get("content", raw.get("output"))
-    if any(_plain_text(v) is _NOT_PLAIN for v in (url, kind, node, text)):
-        return None
+        text = get("content", get("output"))
+    for value in (url, kind, node, text):
+        if value is not None and type(value) is not str:
+            return None
     return Output(url, kind, node, text)
 
 
