@@ -66,13 +66,28 @@ LATE_FRACTION = 0.02
 # Survival below which the model stops trusting its tail and checks back off.
 TAIL = 1e-3
 _NORMAL = NormalDist()
+_SQRT2 = math.sqrt(2.0)
+_SQRT_TAU = math.sqrt(math.tau)
+
+
+# The standard normal's CDF and density as `NormalDist` computes them, without its
+# method calls: a refit evaluates them thousands of times.
+def _phi(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / _SQRT2))
+
+
+def _density(x: float) -> float:
+    return math.exp(-0.5 * x * x) / _SQRT_TAU
+
+
 _SIGMA0 = 0.4  # a priori spread of one endpoint's log-durations ...
 _LOG_SIGMA_SD = 0.5  # ... and how sure of it
 _MIN_AT_RISK = 8  # Kaplan-Meier is trusted up to where this many jobs were at risk
 _BACKOFF = 0.5  # interval past the tail, as a fraction of the overrun
 _REFIT_EVENTS = 512  # once warm, events between refits ...
 _REFIT_SECONDS = 2.0  # ... or, this long after the last one, ...
-_REFIT_EVENTS_QUIET = 128  # ... this many
+_REFIT_EVENTS_QUIET = 128  # ... this many; and between refits, a quarter of the
+_WARM_FITS = 32  # jobs report, half of them after this many fits
 _BIN = 25.0  # log-ages are rounded to 1/_BIN (4 %) before fitting: fewer bins, cheaper fits
 
 
@@ -150,10 +165,10 @@ def _fit(
         g_mu, g_s = -(mu - m0) / sd0**2, -(s - s0) / _LOG_SIGMA_SD**2
         for (lo, hi), count in bins.items():
             a, b = (lo - mu) / sigma, (hi - mu) / sigma
-            pa, pb = (_NORMAL.pdf(a), a * _NORMAL.pdf(a)) if a > -40 else (0.0, 0.0)
-            qb, rb = (_NORMAL.pdf(b), b * _NORMAL.pdf(b)) if b < 40 else (0.0, 0.0)
+            pa, pb = (_density(a), a * _density(a)) if a > -40 else (0.0, 0.0)
+            qb, rb = (_density(b), b * _density(b)) if b < 40 else (0.0, 0.0)
             z = max(
-                (_NORMAL.cdf(b) if b < 40 else 1.0) - (_NORMAL.cdf(a) if a > -40 else 0.0), 1e-300
+                (_phi(b) if b < 40 else 1.0) - (_phi(a) if a > -40 else 0.0), 1e-300
             )
             value += count * math.log(z)
             g_mu += count * (pa - qb) / (sigma * z)
@@ -340,12 +355,12 @@ class DurationModel:
     # -- the estimate -------------------------------------------------------------
 
     def _refresh(self) -> None:
-        # Refit once a quarter of the jobs reported and (once warm) a few hundred
-        # events apart: a fit costs far more than one check's bookkeeping, and under
+        # Refit once a quarter of the jobs reported (half, once warm) and a few
+        # hundred events apart: a fit costs far more than one check's bookkeeping, and under
         # a heavy load events come by the thousand.  A quiet model refits sooner.
         n = len(self._ended) + len(self._running)
         dirty = self._dirty
-        if dirty == 0 or dirty * 4 < n:
+        if dirty == 0 or dirty * (4 if self._fits < _WARM_FITS else 2) < n:
             return
         needed = min(_REFIT_EVENTS, 1 + self._fits)
         if self._seen_at - self._fitted_at >= _REFIT_SECONDS:
@@ -388,7 +403,7 @@ class DurationModel:
     def _ln_sf(self, age: float) -> float:
         if age <= 0:
             return 1.0
-        return 1 - _NORMAL.cdf((math.log(age) - self._mu) / self._spread)
+        return 1 - _phi((math.log(age) - self._mu) / self._spread)
 
     def _ln_excess(self, age: float) -> float:
         """E[(T - age)+] under the fit."""
@@ -396,7 +411,7 @@ class DurationModel:
         if age <= 0:
             return math.exp(mu + sigma**2 / 2) - max(age, 0.0)
         z = (math.log(age) - mu) / sigma
-        return math.exp(mu + sigma**2 / 2) * _NORMAL.cdf(sigma - z) - age * _NORMAL.cdf(-z)
+        return math.exp(mu + sigma**2 / 2) * _phi(sigma - z) - age * _phi(-z)
 
     def _ln_median_between(self, lo: float, hi: float) -> float:
         p = (1 - self._ln_sf(lo) + 1 - self._ln_sf(hi)) / 2
