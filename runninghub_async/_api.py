@@ -78,24 +78,27 @@ def _depth_ok(value: Any) -> bool:
     return True
 
 
+def _text_of(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
 def decode_json(raw: bytes | str, what: str) -> Any:
-    """Parse *raw*, refusing nesting deeper than `MAX_DEPTH`.
+    """Parse *raw* (bytes not in UTF-8 are read with replacement characters),
+    refusing nesting deeper than `MAX_DEPTH`.
 
     Raises:
         ProtocolError: not JSON, or nested too deeply.
     """
+    text = raw if isinstance(raw, str) else _text_of(raw)
     try:
-        value = json.loads(raw)
+        value = json.loads(text)
     except (ValueError, RecursionError):
-        if isinstance(raw, bytes):  # not UTF-8: read it as the text it decodes to
-            return decode_json(raw.decode("utf-8", "replace"), what)
         raise ProtocolError(f"{what} answered with malformed JSON") from None
     # Fewer brackets than the bound cannot nest deeper than it: skip the walk.
-    if isinstance(raw, str):
-        brackets = raw.count("[") + raw.count("{")
-    else:
-        brackets = raw.count(b"[") + raw.count(b"{")
-    if brackets > MAX_DEPTH and not _depth_ok(value):
+    if text.count("[") + text.count("{") > MAX_DEPTH and not _depth_ok(value):
         raise ProtocolError(f"{what} answered with JSON nested deeper than {MAX_DEPTH}")
     return value
 
@@ -161,7 +164,10 @@ class Api:
         """The error a body carries in any documented shape, or None."""
         http_status = status if status != 200 else None
         if "errorCode" in parsed:
-            code = _code(parsed.get("errorCode"))
+            raw = parsed["errorCode"]
+            if raw is None or raw == "":
+                return None  # the usual answer: no error
+            code = _code(raw)
             task_status = _code(parsed.get("status")).upper()
             # A FAILED task also carries an errorCode: that is a task state, not a refusal.
             if code not in _NO_ERROR and task_status not in _TASK_STATES:
