@@ -52,6 +52,7 @@ from _common import (
     fake_server,
     job_params,
     machine_info,
+    percentile,
     print_header,
     print_table,
     rss_bytes,
@@ -65,6 +66,49 @@ from runninghub_async import PollPolicy, RunningHub, RunningHubError
 
 TARGET_LAG_P99_MS = 5.0  # while submitting
 TARGET_KIB_PER_JOB = 12.0
+
+
+class GcPauses:
+    """CPython's garbage collections in this process: when each ended, its generation, length."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, int, float]] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        now = time.monotonic()
+        if phase == "start":
+            self._started = now
+        else:
+            self.pauses.append((now, info["generation"], now - self._started))
+
+    def start(self) -> None:
+        """Record every collection from now on."""
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> None:
+        """Stop recording."""
+        gc.callbacks.remove(self._callback)
+
+    def summary(self, since: float, until: float) -> JSONDict:
+        """Full collections in [since, until]: how many, the longest, all collections' total."""
+        inside = [p for p in self.pauses if since <= p[0] <= until]
+        full = [seconds for _, generation, seconds in inside if generation == 2]
+        return {
+            "full_collections": len(full),
+            "longest_full_ms": max(full, default=0.0) * 1000,
+            "gc_total_ms": sum(p[2] for p in inside) * 1000,
+        }
+
+    def lag_outside(self, lag: LagSampler, since: float, until: float) -> float:
+        """Lag p99 (ms) in [since, until] over the samples no collection of 1 ms+ stalled."""
+        ends = [end for end, _, seconds in self.pauses if seconds >= 0.001]
+        kept = [
+            value * 1000
+            for at, value in lag.samples
+            if since <= at <= until and not any(at - value - 0.001 <= e <= at for e in ends)
+        ]
+        return percentile(kept, 99)
 
 
 def policy(scale: float, budget: float) -> JSONDict:
@@ -116,9 +160,10 @@ class Callers:
 async def run_scale(spec: JSONDict) -> JSONDict:
     """The worker: submit every job at once, watch memory, lag and queries until all end."""
     jobs = spec["jobs"]
-    recorder, meter, lag = QueryRecorder(), Meter(), LagSampler(0.01)
+    recorder, meter, lag, pauses = QueryRecorder(), Meter(), LagSampler(0.01), GcPauses()
     marks: dict[str, float] = {}
     lag.start()
+    pauses.start()
     meter.start()
     async with _client(spec) as client:
         recorder.attach(client)
@@ -136,6 +181,7 @@ async def run_scale(spec: JSONDict) -> JSONDict:
         marks["end"] = time.monotonic()
     figures = meter.stop()
     await lag.stop()
+    pauses.stop()
     submitted = marks["submitted"]
     # Tasks besides the callers (about one per outstanding job): this one, the lag
     # sampler, and the client's.
@@ -148,6 +194,8 @@ async def run_scale(spec: JSONDict) -> JSONDict:
         "memory_per_job_kb": rss_growth / max(outstanding, 1) / 1024,
         "client_tasks_besides_callers": tasks - outstanding - own,
         "lag_submitting": lag.lag_ms(marks["start"], submitted),
+        "gc_submitting": pauses.summary(marks["start"], submitted),
+        "lag_p99_outside_gc_ms": pauses.lag_outside(lag, marks["start"], submitted),
         "lag_polling": lag.lag_ms(submitted, marks["end"]),
         "rates_all": recorder.rates(),
         "rates_polling": recorder.rates(submitted, marks["end"]),
@@ -280,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "client_tasks_besides_callers": result["client_tasks_besides_callers"],
         "lag_submitting": lag_s,
         "lag_polling": lag_p,
+        "gc_submitting": result["gc_submitting"],
+        "lag_p99_outside_gc_ms": result["lag_p99_outside_gc_ms"],
         "budget": budget,
         "max_queries_1s": every["max_1s"],
         "max_queries_1s_polling": polling["max_1s"],
@@ -312,6 +362,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows += [
         ("client tasks besides the callers", _fmt(figures["client_tasks_besides_callers"], "d")),
         ("loop lag p50 / p99 / max, submitting", _lag(lag_s)),
+        (
+            "  full GC collections while submitting (longest)",
+            f"{result['gc_submitting']['full_collections']} "
+            f"({result['gc_submitting']['longest_full_ms']:.0f} ms)",
+        ),
+        (
+            "  loop lag p99 outside GC pauses, submitting",
+            f"{result['lag_p99_outside_gc_ms']:.1f} ms",
+        ),
         ("loop lag p50 / p99 / max, polling", _lag(lag_p)),
         ("query budget R", f"{budget:g} /s"),
         (

@@ -138,3 +138,55 @@ async def test_a_failed_start_raises_its_own_error_and_leaves_nothing_running() 
             async with client:
                 pass
         assert {task.id for task in anyio.get_running_tasks()} == outside
+
+
+async def test_a_queued_submit_cancelled_by_its_caller_as_the_client_closes_stays_cancelled() -> (
+    None
+):
+    """Close ends queued submits with ClientClosedError, but never swallows a caller's cancel."""
+    async with FakeRunningHub(duration=None) as fake:
+        client = _client(fake, max_in_flight=1)
+        outcomes: list[BaseException] = []
+        scope = anyio.CancelScope()
+
+        async def queued() -> None:
+            with scope:
+                try:
+                    await client.submit(T2I, PARAMS)
+                except BaseException as exc:
+                    outcomes.append(exc)
+                    raise
+
+        async with anyio.create_task_group() as tg:
+            async with client:
+                await client.submit(T2I, PARAMS)  # holds the only slot
+                tg.start_soon(queued)
+                while client.statistics().limiter.waiting_for_slot == 0:
+                    await anyio.lowlevel.checkpoint()
+                scope.cancel()
+                # Leaving closes the client, which cancels the queued submit's task too.
+        assert fake.stats.submit_requests == 1
+    assert len(outcomes) == 1
+    assert isinstance(outcomes[0], anyio.get_cancelled_exc_class())
+
+
+async def test_a_submit_queued_at_close_ends_with_client_closed_error() -> None:
+    """The plain case: a submit waiting for a slot when the client closes is refused, unsent."""
+    async with FakeRunningHub(duration=None) as fake:
+        client = _client(fake, max_in_flight=1)
+        async with anyio.create_task_group() as tg:
+            caught: list[BaseException] = []
+
+            async def queued() -> None:
+                try:
+                    await client.submit(T2I, PARAMS)
+                except ClientClosedError as exc:
+                    caught.append(exc)
+
+            async with client:
+                await client.submit(T2I, PARAMS)
+                tg.start_soon(queued)
+                while client.statistics().limiter.waiting_for_slot == 0:
+                    await anyio.lowlevel.checkpoint()
+        assert fake.stats.submit_requests == 1
+    assert len(caught) == 1
