@@ -87,7 +87,8 @@ _BACKOFF = 0.5  # interval past the tail, as a fraction of the overrun
 _REFIT_EVENTS = 512  # once warm, events between refits ...
 _REFIT_SECONDS = 2.0  # ... or, this long after the last one, ...
 _REFIT_EVENTS_QUIET = 128  # ... this many; and between refits, a quarter of the
-_WARM_FITS = 32  # jobs report, half of them after this many fits
+_WARM_FITS = 32  # jobs report, half of them after this many fits, and then
+_MIN_REFIT_GAP = 0.2  # at most one refit per this many seconds (of the jobs' clock)
 _BIN = 25.0  # log-ages are rounded to 1/_BIN (4 %) before fitting: fewer bins, cheaper fits
 
 
@@ -363,9 +364,10 @@ class DurationModel:
         if dirty == 0 or dirty * (4 if self._fits < _WARM_FITS else 2) < n:
             return
         needed = min(_REFIT_EVENTS, 1 + self._fits)
-        if self._seen_at - self._fitted_at >= _REFIT_SECONDS:
+        since = self._seen_at - self._fitted_at
+        if since >= _REFIT_SECONDS:
             needed = min(_REFIT_EVENTS_QUIET, needed)
-        if dirty < needed:
+        if dirty < needed or (self._fits >= _WARM_FITS and since < _MIN_REFIT_GAP):
             return
         self._fitted_at = self._seen_at
         self._fits += 1
