@@ -18,15 +18,28 @@ process), jobs per second, requests per job (counted by the fake), and the
 library/bare ratio of CPU per job (the design target is at most 1.35), of the
 minima and of the medians.
 
-Run: ``python benchmarks/overhead.py [--jobs 1000] [--batches 5] [--json out.json]``
+CPU time also depends on where code lands in memory: on this machine the bare
+client's own CPU per job moves by up to ~20% from one build of the (imported,
+unused) library to the next.  ``--instructions`` adds a layout-independent
+figure: instructions per job counted by valgrind's callgrind (the difference
+between a run of ``--jobs`` and one of ``3 * --jobs`` jobs, so start-up cancels),
+when valgrind is installed.
+
+Run: ``python benchmarks/overhead.py [--jobs 1000] [--batches 5] [--instructions]
+[--json out.json]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -164,6 +177,41 @@ def measure(client: str, args: argparse.Namespace) -> JSONDict:
     }
 
 
+def _collected(client: str, base_url: str, jobs: int, args: argparse.Namespace) -> int:
+    """Instructions callgrind counts for one worker running *jobs* jobs of *client*."""
+    spec = {
+        "client": client,
+        "base_url": base_url,
+        "jobs": jobs,
+        "batches": 1,
+        "warmup": 50,
+        "concurrency": args.concurrency,
+        "seed": args.seed,
+    }
+    with tempfile.TemporaryDirectory(prefix="rh-bench-") as tmp:
+        spec_path, out_path = f"{tmp}/spec.json", f"{tmp}/out.json"
+        with open(spec_path, "w") as file:
+            json.dump(spec, file)
+        command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/cg"]
+        command += [sys.executable, __file__, "--worker", spec_path, "--worker-out", out_path]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode != 0 or found is None:
+            raise RuntimeError(f"callgrind run failed:\n{done.stderr[-2000:]}")
+        return int(found.group(1))
+
+
+def instructions(args: argparse.Namespace) -> JSONDict:
+    """Instructions per job of each client, by callgrind (start-up cancels out)."""
+    small, large = args.jobs, 3 * args.jobs
+    per_job: JSONDict = {}
+    with fake_server(duration="0", concurrency_limit=None, seed=args.seed) as fake:
+        for client in ("bare", "library"):
+            counts = [_collected(client, fake.base_url, n, args) for n in (small, large)]
+            per_job[client] = (counts[1] - counts[0]) / (large - small)
+    return {**per_job, "ratio": per_job["library"] / per_job["bare"]}
+
+
 def summarise(name: str, runs: Sequence[JSONDict]) -> JSONDict:
     """One client's row: the minimum and median over every batch of every run."""
     batches = [b for run in runs for b in run["batches"]]
@@ -208,6 +256,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=100, help="unmeasured jobs first")
     parser.add_argument("--concurrency", type=int, default=50, help="jobs in flight")
     parser.add_argument("--repeat", type=int, default=3, help="runs (processes) per client")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count instructions per job with valgrind's callgrind (~1 min)",
+    )
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     if args.worker:
@@ -241,10 +294,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"  [{'met' if met else 'MISSED'}] CPU per job within x{TARGET_RATIO:g} of bare "
         "aiohttp (minima)"
     )
+    counted: JSONDict | None = None
+    if args.instructions:
+        if shutil.which("valgrind") is None:
+            print("  (--instructions: valgrind is not installed)")
+        else:
+            counted = instructions(args)
+            print(
+                f"instructions per job (callgrind): bare aiohttp {counted['bare'] / 1e3:.0f} k, "
+                f"library {counted['library'] / 1e3:.0f} k: x{counted['ratio']:.2f}"
+            )
     write_json(
         args.json,
         {
             "benchmark": "overhead",
+            "instructions": counted,
             "machine": info,
             "settings": {
                 "jobs": args.jobs,

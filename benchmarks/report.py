@@ -89,7 +89,7 @@ def poller_section(data: JSONDict) -> list[str]:
 def overhead_section(data: JSONDict) -> list[str]:
     """The overhead table and its ratios."""
     s = data["settings"]
-    return [
+    lines = [
         f"**Client CPU per job** ({s['batches']} batches of {s['jobs']} zero-duration jobs "
         f"per process, {s['repeat']} processes per client, {s['concurrency']} in flight)",
         "",
@@ -98,8 +98,15 @@ def overhead_section(data: JSONDict) -> list[str]:
         f"- {'met' if data['target_met'] else '**missed**'}: library CPU per job "
         f"x{data['cpu_ratio']:.2f} of bare aiohttp (minima; x{data['cpu_ratio_median']:.2f} "
         f"of the medians); target x{data['target_ratio']:g}",
-        "",
     ]
+    counted = data.get("instructions")
+    if counted:
+        lines.append(
+            f"- instructions per job (callgrind, independent of memory layout): bare aiohttp "
+            f"{counted['bare'] / 1e3:.0f} k, library {counted['library'] / 1e3:.0f} k "
+            f"(x{counted['ratio']:.2f})"
+        )
+    return [*lines, ""]
 
 
 def scale_section(data: JSONDict) -> list[str]:
