@@ -38,6 +38,18 @@ T2I = "rhart-image-n-pro/text-to-image"
 PARAMS = {"prompt": "a hostile sea", "resolution": "1k"}
 TIGHT = Timeouts(connect=1.0, read=1.0, total=0.5, max_response_bytes=64 * 1024)
 NO_RETRY = RetryPolicy(attempts=1, initial=0.01, maximum=0.01)
+LOOSE = Timeouts(connect=1.0, read=60.0, total=60.0)
+
+
+def _checks_within(seconds: float) -> PollPolicy:
+    """Fast checks, each bounded by *seconds*."""
+    return PollPolicy(
+        typical_duration=0.01,
+        target_delay=0.01,
+        min_interval=0.01,
+        max_interval=0.05,
+        check_timeout=seconds,
+    )
 
 
 def client_for(base_url: str, **overrides: object) -> RunningHub:
@@ -86,14 +98,9 @@ async def test_a_dripping_answer_cannot_hold_a_query_past_the_total_deadline() -
 async def test_the_job_deadline_ends_a_wait_while_a_check_is_stuck() -> None:
     """job_timeout ends the wait though the only check in flight never answers."""
     routes = {("POST", "/openapi/v2/query"): _drip, ("POST", "/openapi/v2/{tail:.*}"): _accept}
-    slow_checks = PollPolicy(
-        typical_duration=0.01, target_delay=0.01, min_interval=0.01, max_interval=0.05,
-        check_timeout=30.0,
-    )
-    timeouts = Timeouts(connect=1.0, read=60.0, total=60.0)
     async with serve(routes) as base:
         async with client_for(
-            base, job_timeout=0.4, poll=slow_checks, timeouts=timeouts, validate=False
+            base, job_timeout=0.4, poll=_checks_within(30.0), timeouts=LOOSE, validate=False
         ) as client:
             job = await client.submit(T2I, PARAMS)
             with anyio.fail_after(5):
@@ -115,13 +122,10 @@ async def test_a_check_the_server_stalls_is_abandoned_after_check_timeout() -> N
         return success_body("1001", "https://cdn.example/1.png")
 
     routes = {("POST", "/openapi/v2/query"): query, ("POST", "/openapi/v2/{tail:.*}"): _accept}
-    policy = PollPolicy(
-        typical_duration=0.01, target_delay=0.01, min_interval=0.01, max_interval=0.05,
-        check_timeout=0.2,
-    )
-    timeouts = Timeouts(connect=1.0, read=60.0, total=60.0)
     async with serve(routes) as base:
-        async with client_for(base, poll=policy, timeouts=timeouts, validate=False) as client:
+        async with client_for(
+            base, poll=_checks_within(0.2), timeouts=LOOSE, validate=False
+        ) as client:
             with anyio.fail_after(5):
                 result = await client.run(T2I, PARAMS)
             stats = client.statistics()
