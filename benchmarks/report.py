@@ -130,6 +130,17 @@ def scale_section(data: JSONDict) -> list[str]:
             "loop lag p50 / p99 / max, submitting",
             f"{lag_s['lag_p50_ms']:.1f} / {lag_s['lag_p99_ms']:.1f} / {lag_s['lag_max_ms']:.0f} ms",
         ),
+    ]
+    gc_s = f.get("gc_submitting")
+    if gc_s is not None:
+        rows += [
+            (
+                "full GC collections while submitting (longest)",
+                f"{gc_s['full_collections']} ({gc_s['longest_full_ms']:.0f} ms)",
+            ),
+            ("loop lag p99 outside GC pauses, submitting", f"{f['lag_p99_outside_gc_ms']:.1f} ms"),
+        ]
+    rows += [
         (
             "loop lag p50 / p99 / max, polling",
             f"{lag_p['lag_p50_ms']:.1f} / {lag_p['lag_p99_ms']:.1f} / {lag_p['lag_max_ms']:.0f} ms",
