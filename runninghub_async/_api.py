@@ -55,6 +55,11 @@ _NO_ERROR: Final = frozenset({"", "0", "200", "None"})
 _TASK_STATES: Final = frozenset(s.value for s in TaskStatus if s is not TaskStatus.UNKNOWN)
 
 
+# Built once: ``json.dumps`` with options builds an encoder on every call.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_DECODER: Final = json.JSONDecoder()
+
+
 def encode_json(value: Any) -> bytes:
     """*value* as strict JSON bytes (NaN, infinity and non-JSON types refused).
 
@@ -62,7 +67,7 @@ def encode_json(value: Any) -> bytes:
         ValueError: NaN or infinity.
         TypeError: a value JSON cannot represent (a set, a Decimal, a Path, ...).
     """
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def _depth_ok(value: Any) -> bool:
@@ -94,7 +99,7 @@ def decode_json(raw: bytes | str, what: str) -> Any:
     """
     text = raw if isinstance(raw, str) else _text_of(raw)
     try:
-        value = json.loads(text)
+        value = _DECODER.decode(text)
     except (ValueError, RecursionError):
         raise ProtocolError(f"{what} answered with malformed JSON") from None
     # Fewer brackets than the bound cannot nest deeper than it: skip the walk.
@@ -230,13 +235,16 @@ class Api:
             APIError: another error code with no task status.
             TransportError: no usable answer.
         """
+        if not retry:  # the poller's checks: no closure, no retry loop
+            return await self._query_once(task_id, within)
+        return await self.transport.retrying(
+            lambda: self._query_once(task_id, within), QUERY_PATH
+        )
+
+    async def _query_once(self, task_id: str, within: float | None) -> TaskSnapshot:
         body = encode_json({"taskId": task_id})
-
-        async def once() -> TaskSnapshot:
-            answer = await self.transport.exchange("POST", QUERY_PATH, body=body, within=within)
-            return self._snapshot(self._parse(answer, QUERY_PATH), QUERY_PATH)
-
-        return await (self.transport.retrying(once, QUERY_PATH) if retry else once())
+        answer = await self.transport.exchange("POST", QUERY_PATH, body=body, within=within)
+        return self._snapshot(self._parse(answer, QUERY_PATH), QUERY_PATH)
 
     async def call(
         self,

@@ -376,7 +376,11 @@ class RunningHub(
         async with self._admission:
             prep = self._prepare
             path, spec = prep.check(endpoint, params)
-            body = await prep.localise(spec, params, self._upload_media)
+            body = (
+                await prep.localise(spec, params, self._upload_media)
+                if prep.has_local_media(spec, params)
+                else dict(params)
+            )
             request = prep.finish(path, body, params, webhook_url)
             return await self._send(live, request, self._journal, key)
 

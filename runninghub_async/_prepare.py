@@ -32,6 +32,8 @@ TOKEN_PARAM: Final = "rh_token"
 
 # Path segments: letters, digits and a few marks; never "..", "%", a scheme or a query.
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\[\]-]*")
+# Endpoint strings remembered with their checked paths (a bound, not a working set).
+_MAX_PATHS: Final = 4096
 # Paths below /openapi/v2/ that are not models: AI apps and workflows.
 _RUNS: Final = "run/"
 
@@ -97,6 +99,9 @@ class Preparer:
         self.catalog = catalog
         self._validate = validate
         self._webhook_url = webhook_url
+        # Per endpoint string and per spec, what every submit would work out again.
+        self._paths: dict[str, str] = {}
+        self._media: dict[int, tuple[ParamSpec, ...]] = {}
 
     def check(self, endpoint: object, params: object) -> tuple[str, EndpointSpec | None]:
         """The endpoint's path and spec, after every check that needs no I/O.
@@ -106,7 +111,12 @@ class Preparer:
             InvalidParametersError: an unknown model (``field`` ``"endpoint"``,
                 with the closest names) or params that break its schema.
         """
-        path = endpoint_path(self.catalog, endpoint)
+        path = self._paths.get(endpoint) if isinstance(endpoint, str) else None
+        if path is None:
+            path = endpoint_path(self.catalog, endpoint)
+            if len(self._paths) >= _MAX_PATHS:
+                self._paths.clear()
+            self._paths[endpoint] = path  # type: ignore[index]
         if not isinstance(params, Mapping):
             raise TypeError(f"params must be a mapping, got {type(params).__name__}")
         for name in params:
@@ -137,9 +147,9 @@ class Preparer:
         if spec is None:
             return body
         found: list[tuple[ParamSpec, int | None, Any]] = []
-        for param in spec.params:
+        for param in self.media_params(spec):
             value = body.get(param.name)
-            if not param.is_media or value is None:
+            if value is None:
                 continue
             if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
                 found.extend((param, i, item) for i, item in enumerate(value) if _is_local(item))
@@ -159,6 +169,28 @@ class Preparer:
                 items[index] = url
                 body[param.name] = items
         return body
+
+    def media_params(self, spec: EndpointSpec) -> tuple[ParamSpec, ...]:
+        """The params of *spec* that take files (and so may hold local ones)."""
+        media = self._media.get(id(spec))
+        if media is None:
+            media = self._media[id(spec)] = tuple(p for p in spec.params if p.is_media)
+        return media
+
+    def has_local_media(self, spec: EndpointSpec | None, params: Mapping[str, Any]) -> bool:
+        """Whether `localise` has anything to upload (else ``dict(params)`` is the body)."""
+        if spec is None:
+            return False
+        for param in self.media_params(spec):
+            value = params.get(param.name)
+            if value is None:
+                continue
+            if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
+                if any(_is_local(item) for item in value):
+                    return True
+            elif _is_local(value):
+                return True
+        return False
 
     def finish(
         self, path: str, body: dict[str, Any], params: Mapping[str, Any], webhook_url: str | None

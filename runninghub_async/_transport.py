@@ -18,7 +18,7 @@ import math
 import random
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import aiohttp
 import aiohttp.abc
@@ -49,9 +49,11 @@ _MAX_FILE_REDIRECTS: Final = 5
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
 
 
-@attrs.frozen
-class Answer:
-    """One HTTP answer of the API host, read whole (within the size cap)."""
+class Answer(NamedTuple):
+    """One HTTP answer of the API host, read whole (within the size cap).
+
+    A named tuple: one is made per request, and it is only ever read.
+    """
 
     status: int
     reason: str
