@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
 import cattrs
@@ -221,10 +221,10 @@ class Api:
             raise ProtocolError(f"{path} accepted the submit but sent no taskId")
         return snapshot
 
-    async def query(
+    def query(
         self, task_id: str, *, retry: bool = True, within: float | None = None
-    ) -> TaskSnapshot:
-        """One ``/openapi/v2/query`` (retried on transient failures when *retry*).
+    ) -> Awaitable[TaskSnapshot]:
+        """One ``/openapi/v2/query`` (retried on transient failures when *retry*); await it.
 
         *within* bounds each exchange (seconds), on top of the client's `Timeouts`.
 
@@ -235,11 +235,9 @@ class Api:
             APIError: another error code with no task status.
             TransportError: no usable answer.
         """
-        if not retry:  # the poller's checks: no closure, no retry loop
-            return await self._query_once(task_id, within)
-        return await self.transport.retrying(
-            lambda: self._query_once(task_id, within), QUERY_PATH
-        )
+        if not retry:  # the poller's checks: no closure, no retry loop, no extra coroutine
+            return self._query_once(task_id, within)
+        return self.transport.retrying(lambda: self._query_once(task_id, within), QUERY_PATH)
 
     async def _query_once(self, task_id: str, within: float | None) -> TaskSnapshot:
         body = encode_json({"taskId": task_id})

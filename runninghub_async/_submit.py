@@ -164,7 +164,7 @@ class Submitter:
         finally:
             self._waiting.discard(task)
 
-    async def submit(
+    def submit(
         self,
         endpoint: str,
         body: bytes,
@@ -173,8 +173,8 @@ class Submitter:
         webhook_token: str | None = None,
         journal: Journal | None = None,
         key: str | None = None,
-    ) -> Tracked:
-        """Send the submit until RunningHub accepts or refuses it.
+    ) -> Awaitable[Tracked]:
+        """Send the submit until RunningHub accepts or refuses it (await the result).
 
         With a *journal*, the intent is recorded under *key* before every send, the
         task id right after acceptance, and ``REJECTED`` when it is definitely not
@@ -191,7 +191,10 @@ class Submitter:
         if self._hooks is not None:
             safely(self._hooks, "submit", endpoint)
         if journal is None or key is None:
-            return await self._until_answered(post)
+            return self._until_answered(post)  # no coroutine of its own: one per submit less
+        return self._journaled(post, journal, key)
+
+    async def _journaled(self, post: _Post, journal: Journal, key: str) -> Tracked:
         try:
             return await self._until_answered(post)
         except SubmitOutcomeUnknownError:
@@ -290,7 +293,11 @@ class Submitter:
                 raise  # cancelled: the client is closing past its bound (answered below)
             log.exception("unexpected error while submitting to %s", post.endpoint)
         else:
-            outcome = await self._accepted(post, slot, snapshot.task_id, snapshot)
+            if post.journal is not None and post.key is not None:
+                # Durable before anyone can see the job: a crash from here on is recoverable.
+                journal_write = post.journal.accepted(post.key, snapshot.task_id)
+                await _journal_quietly(journal_write, post.key)
+            outcome = self._accepted(post, slot, snapshot)
             if isinstance(outcome, Tracked) and answer.cancelled():
                 self._orphan(post, outcome)
         finally:
@@ -301,18 +308,16 @@ class Submitter:
                     outcome = SubmitOutcomeUnknownError(post.endpoint, post.params, cause)
                 answer.set_result(outcome)
 
-    async def _accepted(
-        self, post: _Post, slot: Slot, task_id: str, snapshot: TaskSnapshot
+    def _accepted(
+        self, post: _Post, slot: Slot, snapshot: TaskSnapshot
     ) -> Tracked | RunningHubError:
-        """Journal and track a task RunningHub accepted (the slot goes to the poller)."""
+        """Track a task RunningHub accepted (the slot goes to the poller)."""
+        task_id = snapshot.task_id
         self.accepted += 1
         self._limiter.slot_accepted()
         if self._hooks is not None:
             seconds = monotonic() - post.started
             safely(self._hooks, "accepted", post.endpoint, task_id, seconds)
-        if post.journal is not None and post.key is not None:
-            # Durable before anyone can see the job: a crash from here on is recoverable.
-            await _journal_quietly(post.journal.accepted(post.key, task_id), post.key)
         try:
             tracked = self._poller.track(
                 task_id, endpoint=post.endpoint, slot=slot, webhook_token=post.webhook_token

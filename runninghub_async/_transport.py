@@ -213,6 +213,7 @@ class Transport:
         self._pace = pace
         self._retry = retry
         self._timeouts = timeouts
+        self._cap = timeouts.max_response_bytes
         self._rng = rng
         # aiohttp's own total deadline covers connect, send and reading the whole
         # answer (cheaper than a cancel scope per request); files are bounded per download.
@@ -315,13 +316,19 @@ class Transport:
                 allow_redirects=False,
                 timeout=timeout,
             ) as response:
-                content = await self._read_capped(response)
+                answered, length = response.headers, response.content_length
+                plain = "Content-Encoding" not in answered
+                if plain and length is not None and length <= self._cap:
+                    # Declared and within the cap: aiohttp reads exactly that much.
+                    content = await response.read()
+                else:
+                    content = await self._read_capped(response)
                 reason = response.reason
                 answer = Answer(
                     response.status,
                     self.redact(reason) if reason else "",
                     content,
-                    _retry_after(response.headers),
+                    _retry_after(answered),
                 )
         except _AIOHTTP_ERRORS as exc:
             raise _ours(exc, path, self.redact) from None
@@ -329,14 +336,10 @@ class Transport:
         return answer
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
-        cap = self._timeouts.max_response_bytes
+        cap = self._cap
         encoding = response.headers.get("Content-Encoding", "")
-        length = response.content_length
-        if not encoding and length is not None:
-            # A declared length within the cap: aiohttp reads exactly that much.
-            if length > cap:
-                raise ProtocolError(f"the answer is larger than {cap} bytes")
-            return await response.read()
+        if not encoding and (response.content_length or 0) > cap:
+            raise ProtocolError(f"the answer is larger than {cap} bytes")
         inflater = _Inflater(encoding, cap)
         async for chunk in response.content.iter_chunked(_CHUNK):
             inflater.feed(chunk)
