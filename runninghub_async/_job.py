@@ -74,9 +74,11 @@ class Job:
         tracked = self._tracked
         if tracked.outcome is None:
             self._poller.watch(tracked)
+            ended = tracked.ended()
             try:
-                await tracked.done.wait()
+                await ended
             finally:
+                tracked.forget(ended)
                 self._poller.unwatch(tracked)
         outcome = tracked.outcome
         if isinstance(outcome, JobResult):

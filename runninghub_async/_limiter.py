@@ -15,9 +15,9 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Generator
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Final, Protocol, Self
 
 import anyio
 import attrs
@@ -119,8 +119,9 @@ class Limiter(Protocol):
         """Whether callers are waiting for a slot now."""
         ...
 
-    async def acquire_request(self) -> None:
-        """Wait for one call of the request-rate budget."""
+    def acquire_request(self) -> Awaitable[None]:
+        """Wait for one call of the request-rate budget (await the result)."""
+        ...
 
     def throttled(self, retry_after: float | None = None) -> None:
         """The server said "slow down" (1003, 429): lower the rate, pause *retry_after* s."""
@@ -128,6 +129,19 @@ class Limiter(Protocol):
     def statistics(self) -> LimiterStatistics:
         """A snapshot."""
         ...
+
+
+class _Ready:
+    """An awaitable that is already done."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield  # a generator that finishes at once
+
+
+_READY: Final = _Ready()
 
 
 class _Waiter:
@@ -206,6 +220,10 @@ class TokenBucket:
         if self._current is None or self._take(now):
             return 0.0
         return (1 - self._tokens) / self._current
+
+    def try_take(self) -> bool:
+        """Take a token now if one is free and nobody waits (never waits)."""
+        return not self._waiters and self._delay(self._clock()) == 0.0
 
     def acquire_nowait(self) -> None:
         """Take a token now.
@@ -402,9 +420,9 @@ class LocalLimiter:
         """Whether callers wait for a slot."""
         return self.slots.waiting > 0
 
-    async def acquire_request(self) -> None:
-        """Wait for the request budget."""
-        await self.rate.acquire()
+    def acquire_request(self) -> Awaitable[None]:
+        """Wait for the request budget (a free token needs no coroutine: every call asks)."""
+        return _READY if self.rate.try_take() else self.rate.acquire()
 
     def throttled(self, retry_after: float | None = None) -> None:
         """A 1003/429: slow every call of this client down."""

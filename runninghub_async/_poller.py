@@ -354,8 +354,7 @@ class Poller:
                 TaskStatus.CANCEL if isinstance(outcome, TaskCancelledError) else TaskStatus.FAILED,
                 0.0,
             )
-        tracked.done.set()
-        tracked.wake()
+        tracked.end()
 
     async def _cancel_remotely(self, task_id: str) -> None:
         with anyio.move_on_after(_CANCEL_TIMEOUT, shield=True):

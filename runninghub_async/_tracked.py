@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 
@@ -28,7 +29,8 @@ class Tracked:
     grace_until: float
     submitted: bool
     slot: Slot | None
-    done: asyncio.Event = attrs.field(factory=asyncio.Event)
+    # One future per waiter (``Job.wait``), all set when the job ends.
+    _enders: list[asyncio.Future[None]] = attrs.field(factory=list)
     outcome: JobResult | RunningHubError | None = None
     status: TaskStatus = TaskStatus.UNKNOWN
     events: list[JobEvent] = attrs.field(factory=list)
@@ -57,6 +59,29 @@ class Tracked:
         self.wake()
         if self.hooks is not None:
             safely(self.hooks, "status", self.task_id, self.endpoint, status)
+
+    def ended(self) -> asyncio.Future[None]:
+        """A future of this waiter's own, done when the job ends (call `forget` after)."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.outcome is not None:
+            future.set_result(None)
+        else:
+            self._enders.append(future)
+        return future
+
+    def forget(self, future: asyncio.Future[None]) -> None:
+        """A waiter left: drop its future (cancelled waits must not pile up)."""
+        if not future.done() or future.cancelled():
+            with contextlib.suppress(ValueError):
+                self._enders.remove(future)
+
+    def end(self) -> None:
+        """The job has its outcome: wake every waiter."""
+        enders, self._enders = self._enders, []
+        for future in enders:
+            if not future.done():
+                future.set_result(None)
+        self.wake()
 
     def changed(self) -> asyncio.Event:
         """An event set at the next status change or end (a fresh one after that)."""

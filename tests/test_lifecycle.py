@@ -109,6 +109,22 @@ async def test_one_cancelled_waiter_does_not_disturb_the_others(
         assert len(results) == 1
 
 
+async def test_cancelled_waits_leave_nothing_behind(
+    manual: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """A thousand waits given up on one long job hold nothing; the next wait still ends."""
+    async with make_client(base_url=manual.base_url) as client:
+        job = await client.submit(T2I, PARAMS)
+        for _ in range(1000):
+            with anyio.move_on_after(0):
+                await job.wait()
+        assert job._tracked._enders == []  # nothing kept per abandoned wait
+        manual.finish(job.task_id)
+        with anyio.fail_after(5):
+            result = await job.wait()
+    assert result.task_id == job.task_id
+
+
 async def test_closing_the_client_fails_outstanding_waiters(
     manual: FakeRunningHub, make_client: ClientFactory
 ) -> None:

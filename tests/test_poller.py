@@ -174,7 +174,7 @@ async def test_a_check_that_raises_unexpectedly_is_retried(
         await tg.start(poller.run)
         tracked = poller.track("1001", endpoint=T2I, submitted=True)
         with anyio.fail_after(5):
-            await tracked.done.wait()
+            await tracked.ended()
         tg.cancel_scope.cancel()
     assert calls == 2
     assert isinstance(tracked.outcome, JobResult)
