@@ -29,9 +29,9 @@ from ._errors import (
     http_error,
 )
 from ._extras_models import ApiKeyInfo, LoraGrant, Price, ResourcePage, WebhookDetail
+from ._fast_wire import fast_snapshot
 from ._models import AccountStatus, QueueStatus, TaskSnapshot, TaskStatus, UploadedFile
 from ._transport import Answer, FormFile, Transport
-from ._wire import fast_snapshot
 
 __all__ = ["Api", "decode_json", "encode_json"]
 

@@ -54,10 +54,11 @@ from __future__ import annotations
 import bisect
 import collections
 import math
-from collections.abc import Hashable, Iterable
-from statistics import NormalDist
+from collections.abc import Hashable
 
 import attrs
+
+from ._survival import SIGMA0, STANDARD_NORMAL, fit, kaplan_meier, phi
 
 __all__ = ["LATE_FRACTION", "TAIL", "DurationModel", "kaplan_meier", "prior_for"]
 
@@ -65,23 +66,6 @@ __all__ = ["LATE_FRACTION", "TAIL", "DurationModel", "kaplan_meier", "prior_for"
 LATE_FRACTION = 0.02
 # Survival below which the model stops trusting its tail and checks back off.
 TAIL = 1e-3
-_NORMAL = NormalDist()
-_SQRT2 = math.sqrt(2.0)
-_SQRT_TAU = math.sqrt(math.tau)
-
-
-# The standard normal's CDF and density as `NormalDist` computes them, without its
-# method calls: a refit evaluates them thousands of times.
-def _phi(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / _SQRT2))
-
-
-def _density(x: float) -> float:
-    return math.exp(-0.5 * x * x) / _SQRT_TAU
-
-
-_SIGMA0 = 0.4  # a priori spread of one endpoint's log-durations ...
-_LOG_SIGMA_SD = 0.5  # ... and how sure of it
 _MIN_AT_RISK = 8  # Kaplan-Meier is trusted up to where this many jobs were at risk
 _BACKOFF = 0.5  # interval past the tail, as a fraction of the overrun
 _REFIT_EVENTS = 2048  # once warm, events between refits ...
@@ -120,30 +104,6 @@ def prior_for(endpoint: str | None, output_type: str | None = None) -> tuple[flo
     return 30.0, 1.0
 
 
-def kaplan_meier(
-    events: Iterable[float], censored: Iterable[float]
-) -> list[tuple[float, float, int]]:
-    """Product-limit survival: ``(time, survival just after it, at risk)`` per event time.
-
-    A job censored at the same time as an event counts as still at risk then.
-    """
-    points = sorted([(t, 0) for t in events] + [(t, 1) for t in censored])
-    at_risk, survival = len(points), 1.0
-    steps: list[tuple[float, float, int]] = []
-    i = 0
-    while i < len(points):
-        t, ended, gone = points[i][0], 0, 0
-        while i < len(points) and points[i][0] == t:
-            ended += points[i][1] == 0
-            gone += 1
-            i += 1
-        if ended:
-            survival *= 1 - ended / at_risk
-            steps.append((t, survival, at_risk))
-        at_risk -= gone
-    return steps
-
-
 @attrs.define
 class _Running:
     start: float
@@ -151,60 +111,6 @@ class _Running:
     last: float = 0.0  # age at the last check that saw it pending
     interval: float = math.inf  # the h its schedule used
     late: list[tuple[float, float]] = attrs.field(factory=list)  # ages of "late" ends
-
-
-def _fit(
-    bins: dict[tuple[float, float], int], prior: tuple[float, float], start: tuple[float, float]
-) -> tuple[float, float, float]:
-    """MAP ``(mu, sigma, var of mu)`` of censored log-normal data by Newton's method."""
-    m0, sd0 = prior
-    s0 = math.log(_SIGMA0)
-
-    def grad(mu: float, s: float) -> tuple[float, float, float]:
-        sigma = math.exp(s)
-        value = -0.5 * ((mu - m0) / sd0) ** 2 - 0.5 * ((s - s0) / _LOG_SIGMA_SD) ** 2
-        g_mu, g_s = -(mu - m0) / sd0**2, -(s - s0) / _LOG_SIGMA_SD**2
-        for (lo, hi), count in bins.items():
-            a, b = (lo - mu) / sigma, (hi - mu) / sigma
-            pa, pb = (_density(a), a * _density(a)) if a > -40 else (0.0, 0.0)
-            qb, rb = (_density(b), b * _density(b)) if b < 40 else (0.0, 0.0)
-            z = max(
-                (_phi(b) if b < 40 else 1.0) - (_phi(a) if a > -40 else 0.0), 1e-300
-            )
-            value += count * math.log(z)
-            g_mu += count * (pa - qb) / (sigma * z)
-            g_s += count * (pb - rb) / z
-        return value, g_mu, g_s
-
-    mu, s = start[0], math.log(start[1])
-    value, g1, g2 = grad(mu, s)
-    h11, h12, h22 = -1 / sd0**2, 0.0, -1 / _LOG_SIGMA_SD**2
-    for _ in range(20):
-        eps = 1e-5
-        _, a1, a2 = grad(mu + eps, s)
-        _, b1, b2 = grad(mu, s + eps)
-        h11, h12, h22 = (a1 - g1) / eps, ((a2 - g2) + (b1 - g1)) / (2 * eps), (b2 - g2) / eps
-        det = h11 * h22 - h12 * h12
-        if h11 < 0 and det > 0:
-            d_mu, d_s = (-h22 * g1 + h12 * g2) / det, (h12 * g1 - h11 * g2) / det
-        else:  # not concave here: a cautious gradient step
-            d_mu, d_s = 0.1 * g1 / (1 + abs(g1)), 0.1 * g2 / (1 + abs(g2))
-        step = 1.0
-        while step > 1e-4:
-            n_mu, n_s = mu + step * d_mu, max(math.log(0.01), s + step * d_s)
-            n_value, n1, n2 = grad(n_mu, n_s)
-            if n_value >= value:
-                break
-            step /= 2
-        else:
-            break
-        moved = abs(n_mu - mu) + abs(n_s - s)
-        mu, s, value, g1, g2 = n_mu, n_s, n_value, n1, n2
-        if moved < 1e-6:
-            break
-    det = h11 * h22 - h12 * h12
-    var_mu = -h22 / det if h11 < 0 and det > 0 else sd0**2
-    return mu, math.exp(s), min(max(var_mu, 0.0), sd0**2)
 
 
 class DurationModel:
@@ -242,8 +148,8 @@ class DurationModel:
         # Quantiles every first check asks for, kept until the next refit.
         self._late_age: float | None = None
         self._tail: float | None = None
-        self._mu, self._sigma, self._var_mu = self._prior[0], _SIGMA0, prior_spread**2
-        self._spread = math.hypot(_SIGMA0, prior_spread)
+        self._mu, self._sigma, self._var_mu = self._prior[0], SIGMA0, prior_spread**2
+        self._spread = math.hypot(SIGMA0, prior_spread)
         # Kaplan-Meier up to the horizon: times, survival after each, integral of S up to each.
         self._times: list[float] = []
         self._survival: list[float] = []
@@ -380,7 +286,7 @@ class DurationModel:
         for job in cohort:
             if job.last > 0:
                 bins[_log_bin(job.last), math.inf] += 1
-        self._mu, self._sigma, self._var_mu = _fit(bins, self._prior, (self._mu, self._sigma))
+        self._mu, self._sigma, self._var_mu = fit(bins, self._prior, (self._mu, self._sigma))
         self._spread = self._sigma
         # Kaplan-Meier's steps joined along the fit's CDF (from (0, 1)): a step function
         # would make "the age by which 1 % more end" jump to the next sample.  (The
@@ -405,7 +311,7 @@ class DurationModel:
     def _ln_sf(self, age: float) -> float:
         if age <= 0:
             return 1.0
-        return 1 - _phi((math.log(age) - self._mu) / self._spread)
+        return 1 - phi((math.log(age) - self._mu) / self._spread)
 
     def _ln_excess(self, age: float) -> float:
         """E[(T - age)+] under the fit."""
@@ -413,13 +319,13 @@ class DurationModel:
         if age <= 0:
             return math.exp(mu + sigma**2 / 2) - max(age, 0.0)
         z = (math.log(age) - mu) / sigma
-        return math.exp(mu + sigma**2 / 2) * _phi(sigma - z) - age * _phi(-z)
+        return math.exp(mu + sigma**2 / 2) * phi(sigma - z) - age * phi(-z)
 
     def _ln_median_between(self, lo: float, hi: float) -> float:
         p = (1 - self._ln_sf(lo) + 1 - self._ln_sf(hi)) / 2
         if not 0 < p < 1:
             return (lo + hi) / 2
-        return min(max(math.exp(self._mu + self._spread * _NORMAL.inv_cdf(p)), lo), hi)
+        return min(max(math.exp(self._mu + self._spread * STANDARD_NORMAL.inv_cdf(p)), lo), hi)
 
     def _sf(self, age: float) -> float:
         if not self._times or age >= self._times[-1]:
@@ -448,14 +354,14 @@ class DurationModel:
             g0, g1 = self._shape[i - 1], self._shape[i]
             if g1 - g0 > 1e-9:
                 g = min(max(g0 + (g1 - g0) * (s0 - target) / (s0 - s1), 1e-16), 1 - 1e-16)
-                age = math.exp(self._mu + self._spread * _NORMAL.inv_cdf(g))
+                age = math.exp(self._mu + self._spread * STANDARD_NORMAL.inv_cdf(g))
                 return min(max(age, t0), t1)
             return t0 + (t1 - t0) * (s0 - target) / (s0 - s1)
         base = self._survival[-1] if self._times else 1.0
         horizon = self._times[-1] if self._times else 0.0
         tail = min(max(target / base * self._ln_sf(horizon), 1e-300), 1 - 1e-16)
         quantile = min(max(1 - tail, 1e-16), 1 - 1e-16)  # inv_cdf refuses 0 and 1
-        return max(horizon, math.exp(self._mu + self._spread * _NORMAL.inv_cdf(quantile)))
+        return max(horizon, math.exp(self._mu + self._spread * STANDARD_NORMAL.inv_cdf(quantile)))
 
 
 def _log_bin(age: float) -> float:

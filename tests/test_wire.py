@@ -19,7 +19,8 @@ from runninghub_async import (
     UploadedFile,
     Usage,
 )
-from runninghub_async._wire import fast_snapshot, make_converter
+from runninghub_async._fast_wire import fast_snapshot
+from runninghub_async._wire import make_converter
 
 conv = make_converter()
 
