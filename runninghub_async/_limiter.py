@@ -240,7 +240,7 @@ class TokenBucket:
         Returns without yielding when a token is free: this sits on every request's
         path, and an event-loop round trip per call is measurable.
         """
-        if not self._waiters and self._delay(self._clock()) == 0.0:
+        if self.try_take():
             return
         turn = anyio.Event()
         self._waiters.append(turn)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -146,15 +146,7 @@ class Preparer:
         body = dict(params)
         if spec is None:
             return body
-        found: list[tuple[ParamSpec, int | None, Any]] = []
-        for param in self.media_params(spec):
-            value = body.get(param.name)
-            if value is None:
-                continue
-            if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
-                found.extend((param, i, item) for i, item in enumerate(value) if _is_local(item))
-            elif _is_local(value):
-                found.append((param, None, value))
+        found = list(self._local_items(spec, body))
         if not found:
             return body
         locals_ = [await inspect_local(item) for _, _, item in found]
@@ -179,18 +171,20 @@ class Preparer:
 
     def has_local_media(self, spec: EndpointSpec | None, params: Mapping[str, Any]) -> bool:
         """Whether `localise` has anything to upload (else ``dict(params)`` is the body)."""
-        if spec is None:
-            return False
+        return spec is not None and next(self._local_items(spec, params), None) is not None
+
+    def _local_items(
+        self, spec: EndpointSpec, params: Mapping[str, Any]
+    ) -> Iterator[tuple[ParamSpec, int | None, Any]]:
+        """``(param, index in its list or None, item)`` of each local file in *params*."""
         for param in self.media_params(spec):
             value = params.get(param.name)
             if value is None:
                 continue
             if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
-                if any(_is_local(item) for item in value):
-                    return True
+                yield from ((param, i, item) for i, item in enumerate(value) if _is_local(item))
             elif _is_local(value):
-                return True
-        return False
+                yield param, None, value
 
     def finish(
         self, path: str, body: dict[str, Any], params: Mapping[str, Any], webhook_url: str | None

@@ -71,9 +71,8 @@ class Tracked:
 
     def forget(self, future: asyncio.Future[None]) -> None:
         """A waiter left: drop its future (cancelled waits must not pile up)."""
-        if not future.done() or future.cancelled():
-            with contextlib.suppress(ValueError):
-                self._enders.remove(future)
+        with contextlib.suppress(ValueError):  # gone already if the job ended
+            self._enders.remove(future)
 
     def end(self) -> None:
         """The job has its outcome: wake every waiter."""
