@@ -1,56 +1,113 @@
-"""Concurrency helpers: a handful of coroutines at a time, and a set of owned per-job tasks."""
+"""Concurrency helpers: a handful of coroutines at a time, and workers for per-job calls."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import anyio
 
-__all__ = ["TaskSet", "run_all"]
+__all__ = ["Workers", "run_all"]
 
 log = logging.getLogger("runninghub_async")
+T = TypeVar("T")
 
 
-class TaskSet:
-    """Per-job tasks (a submit's POST, a status check) that their owner awaits before it goes.
+class Workers(Generic[T]):
+    """Long-lived tasks that run ``handler(item)`` for each queued item.
 
-    Plain asyncio tasks: a task group's bookkeeping per spawn costs more than the
-    work of a check.  Nothing is fire-and-forget: ``aclose`` cancels what is left
-    and waits for it, and a task that fails is logged (they catch what they expect).
+    A task per status check or per POST costs more than the bookkeeping it
+    carries (creating and scheduling it, the loop's weak set of tasks, a done
+    callback); a worker takes the next item as soon as it ends one, and at most
+    *keep* workers wait idle for more.  Nothing is fire-and-forget: ``aclose``
+    cancels the workers, waits for them and hands back the items never started.
+
+    The handler catches what it expects; anything else is logged and the worker
+    goes on.  ``interrupt(task)`` cancels only the item that worker is handling.
     """
 
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
+    def __init__(
+        self, handler: Callable[[T], Coroutine[Any, Any, None]], name: str, *, keep: int
+    ) -> None:
+        self._handler = handler
+        self._name = name
+        self._keep = max(1, keep)
+        self._queue: collections.deque[T] = collections.deque()
+        self._idle: list[asyncio.Future[None]] = []
+        self._workers: set[asyncio.Task[None]] = set()
+        self._interrupted: set[asyncio.Task[None]] = set()
+        self._busy = 0
+        self._quiet: asyncio.Event | None = None  # set when nothing is queued or handled
 
     def __len__(self) -> int:
-        return len(self._tasks)
+        """Items queued or being handled."""
+        return len(self._queue) + self._busy
 
-    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        """Run *coro* in a task of this set."""
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
+    def put(self, item: T) -> None:
+        """Handle *item* in a worker (an idle one, else a new one)."""
+        self._queue.append(item)
+        while self._idle:
+            waiter = self._idle.pop()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        task = asyncio.get_running_loop().create_task(self._work(), name=self._name)
+        self._workers.add(task)
+        task.add_done_callback(self._workers.discard)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+    def interrupt(self, task: asyncio.Task[Any]) -> None:
+        """Cancel the item worker *task* is handling; the worker itself goes on."""
+        if task in self._workers and task not in self._interrupted:
+            self._interrupted.add(task)
+            task.cancel()
+
+    async def _work(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        queue = self._queue
+        while True:
+            while queue:
+                item = queue.popleft()
+                self._busy += 1
+                try:
+                    await self._handler(item)
+                except asyncio.CancelledError:
+                    # Ours (an interrupt) is taken back; any other cancel ends the worker.
+                    if task not in self._interrupted or task.uncancel() > 0:
+                        raise
+                except Exception:
+                    log.exception("%s failed", self._name)
+                finally:
+                    self._interrupted.discard(task)
+                    self._busy -= 1
+                    if self._quiet is not None and not queue and not self._busy:
+                        self._quiet.set()
+            if len(self._idle) >= self._keep:
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            await waiter  # a cancel (aclose) leaves it done: `put` skips done waiters
 
     async def join(self) -> None:
-        """Wait until every task of this set has ended (those spawned meanwhile too)."""
-        while self._tasks:
-            await asyncio.wait(list(self._tasks))
+        """Wait until nothing is queued or being handled (items put meanwhile too)."""
+        while self._queue or self._busy:
+            self._quiet = asyncio.Event()
+            await self._quiet.wait()
+        self._quiet = None
 
-    async def aclose(self) -> None:
-        """Cancel the tasks still running and wait for them (shielded)."""
-        tasks = list(self._tasks)
-        for task in tasks:
+    async def aclose(self) -> list[T]:
+        """Cancel every worker, wait for them (shielded); the items never started."""
+        workers = list(self._workers)
+        for task in workers:
             task.cancel()
         with anyio.CancelScope(shield=True):
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
+        left = list(self._queue)
+        self._queue.clear()
+        return left
 
 
 async def run_all(

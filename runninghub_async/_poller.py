@@ -29,7 +29,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from ._concurrency import TaskSet
+from ._concurrency import Workers
 from ._config import PollPolicy
 from ._errors import (
     AuthenticationError,
@@ -57,6 +57,7 @@ Finished = Callable[["Tracked", "JobResult | RunningHubError"], None]
 
 # Bound on the best-effort remote cancel after a job deadline.
 _CANCEL_TIMEOUT = 10.0
+_CHECK_TASK = "runninghub_async._poller.Poller._check"
 
 
 class Poller:
@@ -91,7 +92,7 @@ class Poller:
         self._seq = itertools.count()
         self._plan = Schedule(policy, self._rng)
         self._wake = asyncio.Event()
-        self._checks = TaskSet()
+        self._checks = Workers(self._check, _CHECK_TASK, keep=policy.max_concurrent)
         self._closed = False
         self._in_flight = 0
         self._queries_sent = 0
@@ -245,11 +246,11 @@ class Poller:
                 continue  # a stale entry: the task was rescheduled or has ended
             tracked.querying = True
             self._in_flight += 1
-            self._checks.spawn(self._check(tracked), "runninghub_async._poller.Poller._check")
+            self._checks.put(tracked)
 
     async def _check(self, tracked: Tracked) -> None:
         try:
-            # A deadline that passes meanwhile cancels this task (see `_finish`).
+            # A deadline that passes meanwhile interrupts this check (see `_finish`).
             tracked.check_task = asyncio.current_task()
             if self._rate is not None:
                 await self._rate.acquire()
@@ -339,7 +340,7 @@ class Poller:
         self._plan.ended(tracked, outcome, self._clock())
         check = tracked.check_task
         if check is not None and check is not asyncio.current_task():
-            check.cancel()  # its answer no longer matters
+            self._checks.interrupt(check)  # its answer no longer matters
         slot, tracked.slot = tracked.slot, None
         if slot is not None:
             slot.release()

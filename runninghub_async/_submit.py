@@ -3,8 +3,8 @@
 A submit is a paid, non-idempotent POST.  For each one:
 
 1. wait for a job slot (closable: a close ends this wait, nothing is sent);
-2. POST in a task the client owns, so a caller cancelled while the POST is on the
-   wire (by anyio or by a bare ``task.cancel()``) cannot lose an accepted task;
+2. POST in a worker task the client owns, so a caller cancelled while the POST is
+   on the wire (by anyio or by a bare ``task.cancel()``) cannot lose an accepted task;
 3. classify the answer with ``_errors.proves_not_accepted``: a rejection that
    proves nothing was created (421, 429, 1003, connection refused, ...) waits and
    goes again; an answer that may hide an accepted task raises
@@ -36,7 +36,7 @@ import anyio
 import anyio.abc
 
 from ._api import Api
-from ._concurrency import TaskSet
+from ._concurrency import Workers
 from ._config import RetryPolicy
 from ._errors import (
     ClientClosedError,
@@ -65,9 +65,10 @@ _JOURNAL_BOUND = 5.0
 
 
 class _Post:
-    """One submit, shared by the task sending it and the caller waiting for it."""
+    """One submit, shared by the worker sending it and the caller waiting for it."""
 
     __slots__ = (
+        "answer",
         "body",
         "endpoint",
         "intended",
@@ -75,6 +76,7 @@ class _Post:
         "key",
         "on_wire",
         "params",
+        "slot",
         "started",
         "webhook_token",
     )
@@ -94,6 +96,9 @@ class _Post:
         self.started = started
         self.intended = False  # a journal intent was written
         self.on_wire = False  # a POST of it is being sent
+        # The attempt being sent: its slot, and where its worker puts what it ended in.
+        self.slot: Slot | None = None
+        self.answer: _Answer | None = None
 
 
 _POST_TASK = "runninghub_async._submit.Submitter._post"
@@ -123,7 +128,9 @@ class Submitter:
         retry: RetryPolicy,
         rng: random.Random,
         hooks: Hooks | None = None,
+        keep_workers: int = 16,
     ) -> None:
+        """*keep_workers*: POST workers kept idle at most (about the connections)."""
         self._hooks = hooks
         self._api = api
         self._limiter = limiter
@@ -132,7 +139,7 @@ class Submitter:
         self._job_timeout = job_timeout
         self._retry = retry
         self._rng = rng
-        self._tasks = TaskSet()
+        self._posts = Workers(self._post, _POST_TASK, keep=keep_workers)
         self._closing = False
         self._waiting: set[asyncio.Task[Any]] = set()
         self._closed_waits: set[asyncio.Task[Any]] = set()
@@ -266,8 +273,10 @@ class Submitter:
     async def _send(self, post: _Post, slot: Slot) -> Tracked | RunningHubError:
         """One POST in a client-owned task; the tracked task or the error it met."""
         self.sent += 1
+        post.slot = slot
         answer: _Answer = asyncio.get_running_loop().create_future()
-        self._tasks.spawn(self._post(post, slot, answer), _POST_TASK)
+        post.answer = answer
+        self._posts.put(post)
         try:
             # Cancelling this wait cancels *answer*: the POST sees its caller left.
             return await answer
@@ -278,8 +287,12 @@ class Submitter:
                     self._orphan(post, outcome)
             raise
 
-    async def _post(self, post: _Post, slot: Slot, answer: _Answer) -> None:
+    async def _post(self, post: _Post) -> None:
+        slot, answer = post.slot, post.answer
+        assert slot is not None
+        assert answer is not None
         outcome: Tracked | RunningHubError | None = None
+        unexpected: BaseException | None = None
         try:
             snapshot = await self._api.submit(post.endpoint, post.body)
         except RunningHubError as exc:
@@ -292,6 +305,7 @@ class Submitter:
             if not isinstance(exc, Exception):
                 raise  # cancelled: the client is closing past its bound (answered below)
             log.exception("unexpected error while submitting to %s", post.endpoint)
+            unexpected = exc
         else:
             if post.journal is not None and post.key is not None:
                 # Durable before anyone can see the job: a crash from here on is recoverable.
@@ -304,7 +318,9 @@ class Submitter:
             # Whatever happened, the caller hears of it (unless it has left).
             if not answer.done():
                 if outcome is None:
-                    cause = ClientClosedError("the client closed while the submit was on the wire")
+                    cause = unexpected or ClientClosedError(
+                        "the client closed while the submit was on the wire"
+                    )
                     outcome = SubmitOutcomeUnknownError(post.endpoint, post.params, cause)
                 answer.set_result(outcome)
 
@@ -359,5 +375,12 @@ class Submitter:
         `SubmitOutcomeUnknownError`.
         """
         with anyio.move_on_after(bound, shield=True):
-            await self._tasks.join()
-        await self._tasks.aclose()
+            await self._posts.join()
+        for post in await self._posts.aclose():
+            # Queued for a worker but never started: nothing was sent.
+            slot, answer = post.slot, post.answer
+            assert slot is not None
+            assert answer is not None
+            slot.release()
+            if not answer.done():
+                answer.set_result(ClientClosedError("the client closed before the submit was sent"))
