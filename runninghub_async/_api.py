@@ -83,13 +83,6 @@ def _depth_ok(value: Any) -> bool:
     return True
 
 
-def _text_of(raw: bytes) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("utf-8", "replace")
-
-
 def decode_json(raw: bytes | str, what: str) -> Any:
     """Parse *raw* (bytes not in UTF-8 are read with replacement characters),
     refusing nesting deeper than `MAX_DEPTH`.
@@ -97,7 +90,13 @@ def decode_json(raw: bytes | str, what: str) -> Any:
     Raises:
         ProtocolError: not JSON, or nested too deeply.
     """
-    text = raw if isinstance(raw, str) else _text_of(raw)
+    if isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "replace")
     try:
         value = _DECODER.decode(text)
     except (ValueError, RecursionError):

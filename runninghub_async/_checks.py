@@ -66,10 +66,10 @@ def violations(
                 found.append(Violation(param.name, None, "is required", describe(param)))
             continue
         found.extend(_check(param, value, sizes))
-    if not spec.open_params:
+    if not spec.open_params and not body.keys() <= spec.param_names:
         names = [p.name for p in spec.params]
         for key, value in body.items():
-            if spec.param(key) is None and key not in COMMON_FIELDS and "##" not in key:
+            if key not in spec.param_names and key not in COMMON_FIELDS and "##" not in key:
                 found.append(_unknown(spec, key, value, names))
     return found
 

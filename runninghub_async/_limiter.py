@@ -223,6 +223,8 @@ class TokenBucket:
 
     def try_take(self) -> bool:
         """Take a token now if one is free and nobody waits (never waits)."""
+        if self._current is None and not self._paused_until:
+            return not self._waiters  # no rate, never throttled: no clock to read
         return not self._waiters and self._delay(self._clock()) == 0.0
 
     def acquire_nowait(self) -> None:

@@ -43,10 +43,8 @@ class TaskStatus(enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """True for SUCCESS, FAILED and CANCEL: the task will not change again."""
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILED, TaskStatus.CANCEL})
+        # Identity, not a set: an Enum member's hash is a Python call, on every check.
+        return self is TaskStatus.SUCCESS or self is TaskStatus.FAILED or self is TaskStatus.CANCEL
 
 
 @attrs.frozen

@@ -101,6 +101,7 @@ class Preparer:
         self._webhook_url = webhook_url
         # Per endpoint string and per spec, what every submit would work out again.
         self._paths: dict[str, str] = {}
+        self._specs: dict[str, EndpointSpec] = {}
         self._media: dict[int, tuple[ParamSpec, ...]] = {}
 
     def check(self, endpoint: object, params: object) -> tuple[str, EndpointSpec | None]:
@@ -124,7 +125,9 @@ class Preparer:
                 raise invalid_parameter("params", "has a key that is not a str", value=name)
         if not self._validate or path.startswith(_RUNS):
             return path, None
-        spec = self.catalog.require(path)
+        spec = self._specs.get(path)
+        if spec is None:
+            spec = self._specs[path] = self.catalog.require(path)  # bounded by the catalog
         self._raise_violations(spec, params, None)
         return path, spec
 

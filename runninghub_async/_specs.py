@@ -101,9 +101,12 @@ class EndpointSpec:
     price_rules: tuple[tuple[str, ...], tuple[tuple[tuple[str, ...], float], ...]] | None = None
     open_params: bool = False
     _by_name: Mapping[str, ParamSpec] = attrs.field(init=False, repr=False, eq=False)
+    param_names: frozenset[str] = attrs.field(init=False, repr=False, eq=False)
+    """The names of `params` (a set: the check for unknown names is one set difference)."""
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {p.name: p for p in self.params})
+        object.__setattr__(self, "param_names", frozenset(self._by_name))
 
     @property
     def endpoint(self) -> str:

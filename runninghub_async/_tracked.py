@@ -56,7 +56,8 @@ class Tracked:
             return
         self.status = status
         self.events.append(JobEvent(status, time.time(), eta))
-        self.wake()
+        if self._changed is not None:
+            self.wake()
         if self.hooks is not None:
             safely(self.hooks, "status", self.task_id, self.endpoint, status)
 
@@ -80,7 +81,8 @@ class Tracked:
         for future in enders:
             if not future.done():
                 future.set_result(None)
-        self.wake()
+        if self._changed is not None:
+            self.wake()
 
     def changed(self) -> asyncio.Event:
         """An event set at the next status change or end (a fresh one after that)."""

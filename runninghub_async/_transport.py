@@ -114,13 +114,13 @@ def _mapped(what: str, redact: Callable[[str], str]) -> Iterator[None]:
         raise _ours(exc, what, redact) from None
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("Retry-After")
+def _retry_after(value: str) -> float | None:
+    """A ``Retry-After`` header's seconds, or None when unusable."""
     try:
-        seconds = float(value) if value is not None else None
+        seconds = float(value)
     except ValueError:
         return None  # an HTTP date: rare from APIs, and the default pause covers it
-    return seconds if seconds is not None and 0 <= seconds < 3600 else None
+    return seconds if 0 <= seconds < 3600 else None
 
 
 class _Inflater:
@@ -323,12 +323,13 @@ class Transport:
                     content = await response.read()
                 else:
                     content = await self._read_capped(response)
-                reason = response.reason
+                reason = response.reason or ""
+                retry_after = answered.get("Retry-After")
                 answer = Answer(
                     response.status,
-                    self.redact(reason) if reason else "",
+                    reason if reason == "OK" else self.redact(reason),
                     content,
-                    _retry_after(answered),
+                    None if retry_after is None else _retry_after(retry_after),
                 )
         except _AIOHTTP_ERRORS as exc:
             raise _ours(exc, path, self.redact) from None
