@@ -263,12 +263,12 @@ class DurationModel:
 
     def _refresh(self) -> None:
         # Refit once a quarter of the jobs reported (as many events as jobs once warm: after
-        # some fits, or with the window of ended jobs full) and a few hundred events apart:
+        # some fits, or once half the window of jobs has ended) and a few hundred events apart:
         # a fit costs far more than one check's bookkeeping, and under a heavy load events
         # come by the thousand.  A quiet model refits sooner.
         n = len(self._ended) + len(self._running)
         dirty = self._dirty
-        warm = self._fits >= _WARM_FITS or len(self._ended) >= self._history
+        warm = self._fits >= _WARM_FITS or 2 * len(self._ended) >= self._history
         if dirty == 0 or dirty * (1 if warm else 4) < n:
             return
         needed = min(_REFIT_EVENTS, 1 + self._fits)
