@@ -83,9 +83,9 @@ def _depth_ok(value: Any) -> bool:
     return True
 
 
-def decode_json(raw: bytes | str, what: str) -> Any:
+def decode_json(raw: bytes | str, what: str, *, check_depth: bool = True) -> Any:
     """Parse *raw* (bytes not in UTF-8 are read with replacement characters),
-    refusing nesting deeper than `MAX_DEPTH`.
+    refusing nesting deeper than `MAX_DEPTH` (unless the caller checks it later).
 
     Raises:
         ProtocolError: not JSON, or nested too deeply.
@@ -102,13 +102,22 @@ def decode_json(raw: bytes | str, what: str) -> Any:
     except (ValueError, RecursionError):
         raise ProtocolError(f"{what} answered with malformed JSON") from None
     # Fewer brackets than the bound cannot nest deeper than it: skip the walk.
-    if text.count("[") + text.count("{") > MAX_DEPTH and not _depth_ok(value):
-        raise ProtocolError(f"{what} answered with JSON nested deeper than {MAX_DEPTH}")
+    if check_depth and text.count("[") + text.count("{") > MAX_DEPTH and not _depth_ok(value):
+        raise _too_deep(what)
     return value
 
 
+def _too_deep(what: str) -> ProtocolError:
+    return ProtocolError(f"{what} answered with JSON nested deeper than {MAX_DEPTH}")
+
+
 def _code(value: Any) -> str:
-    return "" if value is None else str(value).strip()
+    return "" if value is None else _text(value).strip()
+
+
+def _text(value: Any) -> str:
+    """A scalar as text; a container only by its type (an answer's nesting is unchecked here)."""
+    return str(value) if isinstance(value, str | int | float) else f"<{type(value).__name__}>"
 
 
 class Api:
@@ -130,8 +139,11 @@ class Api:
 
     # -- parsing ----------------------------------------------------------------------
 
-    def _parse(self, answer: Answer, path: str) -> Any:
-        """The decoded body of *answer*, or the error it carries (raised)."""
+    def _parse(self, answer: Answer, path: str, *, check_depth: bool = True) -> Any:
+        """The decoded body of *answer*, or the error it carries (raised).
+
+        Without *check_depth* the caller must check the nesting before recursing into it.
+        """
         status = answer.status
         if 300 <= status < 400:
             raise ProtocolError(f"{path} answered with a redirect (HTTP {status}); not followed")
@@ -140,7 +152,7 @@ class Api:
         # never contain it and are parsed as the bytes they came as.
         text = self._scrubbed(body) if self._key_bytes and self._key_bytes in body else body
         try:
-            parsed = decode_json(text, path) if text else None
+            parsed = decode_json(text, path, check_depth=check_depth) if text else None
         except ProtocolError:
             if status >= 400:
                 raise self._http(answer, path) from None
@@ -175,13 +187,13 @@ class Api:
             task_status = _code(parsed.get("status")).upper()
             # A FAILED task also carries an errorCode: that is a task state, not a refusal.
             if code not in _NO_ERROR and task_status not in _TASK_STATES:
-                message = str(parsed.get("errorMessage") or parsed.get("msg") or "")
+                message = _text(parsed.get("errorMessage") or parsed.get("msg") or "")
                 return api_error(code, message, endpoint=path, http_status=http_status)
             return None
         if "code" in parsed:
             code = _code(parsed.get("code"))
             if code not in _NO_ERROR:
-                message = str(parsed.get("msg") or parsed.get("message") or "")
+                message = _text(parsed.get("msg") or parsed.get("message") or "")
                 return api_error(code, message, endpoint=path, http_status=http_status)
         return None
 
@@ -195,9 +207,14 @@ class Api:
     def _snapshot(self, parsed: Any, path: str) -> TaskSnapshot:
         if not isinstance(parsed, dict):
             raise ProtocolError(f"{path} answered with JSON that is not an object")
-        # Every answer of every check comes here: the usual shapes skip the converter.
+        # Every answer of every check comes here: the usual shapes skip the converter
+        # (and the nesting check: they are read to a fixed depth, never recursed into).
         snapshot = fast_snapshot(parsed)
-        return snapshot if snapshot is not None else self.structure(parsed, TaskSnapshot, path)
+        if snapshot is not None:
+            return snapshot
+        if not _depth_ok(parsed):
+            raise _too_deep(path)
+        return self.structure(parsed, TaskSnapshot, path)
 
     def _envelope_data(self, parsed: Any, path: str) -> Any:
         if not isinstance(parsed, dict) or "code" not in parsed:
@@ -214,8 +231,8 @@ class Api:
             TransportError: no usable answer; ``request_sent`` says whether it left.
         """
         path = f"/openapi/v2/{endpoint}"
-        parsed = self._parse(await self.transport.exchange("POST", path, body=body), path)
-        snapshot = self._snapshot(parsed, path)
+        answer = await self.transport.exchange("POST", path, body=body)
+        snapshot = self._snapshot(self._parse(answer, path, check_depth=False), path)
         if not snapshot.task_id:
             raise ProtocolError(f"{path} accepted the submit but sent no taskId")
         return snapshot
@@ -241,7 +258,7 @@ class Api:
     async def _query_once(self, task_id: str, within: float | None) -> TaskSnapshot:
         body = encode_json({"taskId": task_id})
         answer = await self.transport.exchange("POST", QUERY_PATH, body=body, within=within)
-        return self._snapshot(self._parse(answer, QUERY_PATH), QUERY_PATH)
+        return self._snapshot(self._parse(answer, QUERY_PATH, check_depth=False), QUERY_PATH)
 
     async def call(
         self,

@@ -6,9 +6,10 @@ A mixin so that the client facade stays a facade; the batch loop itself is
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from ._live import Live
     from ._prepare import Preparer, Request
     from ._specs import ParamSpec
+    from ._tracked import Tracked
     from ._uploads import LocalFile
 
 __all__ = ["BatchMethods"]
@@ -38,7 +40,7 @@ class BatchMethods:
     """``run_many`` (resumable with a journal, bounded by a cost) and ``recover``."""
 
     if TYPE_CHECKING:
-        _admission: contextlib.AbstractAsyncContextManager[Any]
+        _admission: asyncio.Semaphore | None
         _journal: Journal | None
         _limiter: Limiter
         _prepare: Preparer
@@ -56,9 +58,9 @@ class BatchMethods:
 
         async def price(self, model: str, params: Mapping[str, Any]) -> Price: ...
 
-        async def _send(
+        def _send(
             self, live: Live, request: Request, journal: Journal | None, key: str | None
-        ) -> Job: ...
+        ) -> Awaitable[Tracked]: ...
 
         async def _upload_media(self, local: LocalFile, field: str, param: ParamSpec) -> str: ...
 
@@ -123,12 +125,13 @@ class BatchMethods:
                 raise SubmitOutcomeUnknownError(
                     endpoint, item, ValueError("an earlier run's submit had no answer")
                 )
-            async with self._admission:
+            async with self._admission or contextlib.nullcontext():
                 prep = self._prepare
                 path, spec = prep.check(endpoint, item)
                 body = await prep.localise(spec, item, self._upload_media)
                 request = prep.finish(path, body, item, None)
-                return await self._send(live, request, journal, name)
+                tracked = await self._send(live, request, journal, name)
+            return Job(tracked, live.poller, live.api, params=request.params)
 
         path = endpoint_path(self._prepare.catalog, endpoint)
         batch = _batch.run_batch(live.tg, one, items, size, budget=budget, endpoint=path)

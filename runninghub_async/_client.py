@@ -16,7 +16,7 @@ import logging
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -220,11 +220,12 @@ class RunningHub(
         # submits at once then cost a queue, not 10,000 requests built in one go).
         # Slots bound them already when there are no more slots than connections.
         config = self._config
-        self._admission: contextlib.AbstractAsyncContextManager[Any] = (
+        self._admission: asyncio.Semaphore | None = (
             asyncio.Semaphore(config.max_connections)
-            if limiter is not None or config.auto_limit
+            if limiter is not None
+            or config.auto_limit
             or config.max_in_flight > config.max_connections
-            else contextlib.nullcontext()
+            else None
         )
 
     # -- lifecycle ------------------------------------------------------------------
@@ -374,7 +375,10 @@ class RunningHub(
             ClientClosedError: the client is not open, or closed before sending.
         """
         live = self._open()
-        async with self._admission:
+        gate = self._admission  # None when the slots already bound the submits
+        if gate is not None:
+            await gate.acquire()
+        try:
             prep = self._prepare
             path, spec = prep.check(endpoint, params)
             body = (
@@ -383,14 +387,19 @@ class RunningHub(
                 else dict(params)
             )
             request = prep.finish(path, body, params, webhook_url)
-            return await self._send(live, request, self._journal, key)
+            tracked = await self._send(live, request, self._journal, key)
+        finally:
+            if gate is not None:
+                gate.release()
+        return Job(tracked, live.poller, live.api, params=request.params)
 
-    async def _send(
+    def _send(
         self, live: Live, request: Request, journal: Journal | None, key: str | None
-    ) -> Job:
+    ) -> Awaitable[Tracked]:
+        """Send *request* (await it for the tracked task): no coroutine of its own."""
         if journal is not None and key is None:
             key = uuid.uuid4().hex
-        tracked = await live.submitter.submit(
+        return live.submitter.submit(
             request.path,
             request.body,
             request.params,
@@ -398,7 +407,6 @@ class RunningHub(
             journal=journal,
             key=key,
         )
-        return Job(tracked, live.poller, live.api, params=request.params)
 
     async def _upload_media(self, local: _uploads.LocalFile, field: str, param: ParamSpec) -> str:
         limit = param.max_bytes or _uploads.MAX_UPLOAD_BYTES

@@ -174,6 +174,29 @@ async def test_deeply_nested_json_is_a_protocol_error_not_a_crash() -> None:
                 client.handle_webhook(deep)
 
 
+async def test_nesting_inside_a_task_answer_is_a_protocol_error() -> None:
+    """Parseable but deep (500 levels) in a query's results or a submit's error message."""
+    deep: object = "x"
+    for _ in range(500):
+        deep = [deep]
+
+    async def query(request: web.Request) -> web.Response:
+        body = {"taskId": "1", "status": "SUCCESS", "errorCode": "", "results": [{"url": deep}]}
+        return web.json_response(body)
+
+    async def submit(request: web.Request) -> web.Response:
+        return web.json_response({"errorCode": "1001", "errorMessage": deep, "status": deep})
+
+    routes = {("POST", "/openapi/v2/query"): query, ("POST", "/openapi/v2/{tail:.*}"): submit}
+    async with serve(routes) as base:
+        async with client_for(base, retry=NO_RETRY) as client:
+            with pytest.raises(ProtocolError, match="nested deeper"):
+                await client.query("1")
+            with pytest.raises(APIError) as caught:
+                await client.submit(T2I, PARAMS)
+            assert "<list>" in str(caught.value)
+
+
 async def test_a_redirect_loop_on_submit_is_an_unknown_outcome_sent_once() -> None:
     """A 307 to itself: the paid POST is sent once and the outcome is unknown."""
     seen = Recorder()
