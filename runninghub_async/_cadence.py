@@ -110,7 +110,8 @@ class _Running:
     seq: int
     last: float = 0.0  # age at the last check that saw it pending
     interval: float = math.inf  # the h its schedule used
-    late: list[tuple[float, float]] = attrs.field(factory=list)  # ages of "late" ends
+    # Ages of "late" ends; None until the first (most jobs have none: no list each).
+    late: list[tuple[float, float]] | None = None
 
 
 class DurationModel:
@@ -191,6 +192,8 @@ class DurationModel:
     @staticmethod
     def _commit(job: _Running, age: float) -> None:
         if age - job.interval > job.last:
+            if job.late is None:
+                job.late = []
             job.late.append((job.last, age - job.interval))
 
     # -- questions ----------------------------------------------------------------
@@ -239,7 +242,7 @@ class DurationModel:
             # Not checked yet (every job's first check): the whole budget is unspent.
             due = max(due, self._quantile_of_late() + h)
             return max(0.0, due - elapsed)
-        unspent = LATE_FRACTION - sum(self._cdf(hi) - self._cdf(lo) for lo, hi in job.late)
+        unspent = LATE_FRACTION - sum(self._cdf(hi) - self._cdf(lo) for lo, hi in job.late or ())
         survival = self._sf(a)
         unspent = min(unspent, LATE_FRACTION * survival)
         if unspent > 0:

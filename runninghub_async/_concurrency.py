@@ -81,7 +81,8 @@ class Workers(Generic[T]):
                 except Exception:
                     log.exception("%s failed", self._name)
                 finally:
-                    self._interrupted.discard(task)
+                    if self._interrupted:
+                        self._interrupted.discard(task)
                     self._busy -= 1
                     if self._quiet is not None and not queue and not self._busy:
                         self._quiet.set()
