@@ -86,6 +86,7 @@ class Workers(Generic[T]):
                     self._busy -= 1
                     if self._quiet is not None and not queue and not self._busy:
                         self._quiet.set()
+                        self._quiet = None
             if len(self._idle) >= self._keep:
                 return
             waiter = asyncio.get_running_loop().create_future()
@@ -95,9 +96,9 @@ class Workers(Generic[T]):
     async def join(self) -> None:
         """Wait until nothing is queued or being handled (items put meanwhile too)."""
         while self._queue or self._busy:
-            self._quiet = asyncio.Event()
+            if self._quiet is None:
+                self._quiet = asyncio.Event()  # shared by every joiner
             await self._quiet.wait()
-        self._quiet = None
 
     async def aclose(self) -> list[T]:
         """Cancel every worker, wait for them (shielded); the items never started."""

@@ -237,6 +237,7 @@ class Submitter:
                     slot.release()  # not recorded, so not sent
                     raise
                 post.intended = True
+                self._refuse_if_closing(slot)  # it may have closed during the write
             post.on_wire = True
             error = await self._send(post, slot)
             post.on_wire = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import anyio
 import pytest
@@ -16,6 +17,7 @@ from runninghub_async import (
     RunningHubError,
     SubmitOutcomeUnknownError,
 )
+from runninghub_async._journal import FileJournal
 from runninghub_async.testing import FakeRunningHub, Fault
 
 from .conftest import FAST_POLL, FAST_RETRY
@@ -190,3 +192,66 @@ async def test_a_submit_queued_at_close_ends_with_client_closed_error() -> None:
                     await anyio.lowlevel.checkpoint()
         assert fake.stats.submit_requests == 1
     assert len(caught) == 1
+
+
+async def test_a_submit_whose_journal_write_outlasts_the_close_is_not_sent(
+    tmp_path: Path,
+) -> None:
+    """Closing while a submit records its intent: it is refused after the write, unsent."""
+    entered, release = anyio.Event(), anyio.Event()
+
+    class SlowJournal(FileJournal):
+        async def intent(self, key: str, endpoint: str, params_digest: str) -> None:
+            await super().intent(key, endpoint, params_digest)
+            entered.set()
+            await release.wait()
+
+    caught: list[BaseException] = []
+    journal = SlowJournal(tmp_path / "j.jsonl")
+    async with FakeRunningHub(duration=None) as fake:
+        client = _client(fake, journal=journal)  # the client opens and closes it
+
+        async def submit() -> None:
+            try:
+                await client.submit(T2I, PARAMS, key="k1")
+            except ClientClosedError as exc:
+                caught.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            async with client:
+                tg.start_soon(submit)
+                await entered.wait()
+            release.set()
+        assert fake.stats.submit_requests == 0
+    assert len(caught) == 1
+    # The journal closed with the client, so the intent stays: recover() reports it.
+    async with FileJournal(tmp_path / "j.jsonl") as reread:
+        entry = await reread.get("k1")
+    assert entry is not None
+    assert entry.task_id is None
+
+
+async def test_workers_join_wakes_every_joiner() -> None:
+    """Two drains waiting at once both return when the last item ends."""
+    from runninghub_async._concurrency import Workers
+
+    gate = anyio.Event()
+
+    async def handle(item: int) -> None:
+        await gate.wait()
+
+    workers: Workers[int] = Workers(handle, "test.worker", keep=1)
+    workers.put(1)
+    joined: list[int] = []
+
+    async def join(n: int) -> None:
+        await workers.join()
+        joined.append(n)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(join, 1)
+        tg.start_soon(join, 2)
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+    assert sorted(joined) == [1, 2]
+    await workers.aclose()
