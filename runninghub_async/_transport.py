@@ -16,15 +16,13 @@ import contextlib
 import logging
 import math
 import random
-import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 import aiohttp.abc
 import aiohttp.payload
 import anyio
-import attrs
 
 from ._config import RetryPolicy, Timeouts
 from ._errors import (
@@ -36,6 +34,7 @@ from ._errors import (
     http_error,
     is_transient,
 )
+from ._payloads import Answer, FileStream, FormFile, Inflater, retry_after_seconds
 
 __all__ = ["Answer", "CallbackAnswer", "FileStream", "FormFile", "Transport", "callback_endpoint"]
 
@@ -47,41 +46,6 @@ _CHUNK: Final = 64 * 1024
 # Enough for any CDN hop; API calls follow none.
 _MAX_FILE_REDIRECTS: Final = 5
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
-
-
-class Answer(NamedTuple):
-    """One HTTP answer of the API host, read whole (within the size cap).
-
-    A named tuple: one is made per request, and it is only ever read.
-    """
-
-    status: int
-    reason: str
-    body: bytes
-    retry_after: float | None
-
-
-@attrs.frozen
-class FormFile:
-    """A ``multipart/form-data`` body with one streamed file part and plain fields.
-
-    *chunks* makes a fresh iterator over the content for every attempt.
-    """
-
-    filename: str
-    size: int
-    chunks: Callable[[], AsyncIterator[bytes]]
-    field: str = "file"
-    fields: Mapping[str, str] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class FileStream:
-    """A result file being downloaded: its declared type and size, and its chunks."""
-
-    content_type: str
-    length: int | None
-    chunks: AsyncIterator[bytes]
 
 
 # What aiohttp raises (its own timeouts are TimeoutErrors); `_ours` maps each to ours.
@@ -112,50 +76,6 @@ def _mapped(what: str, redact: Callable[[str], str]) -> Iterator[None]:
         yield
     except _AIOHTTP_ERRORS as exc:
         raise _ours(exc, what, redact) from None
-
-
-def _retry_after(value: str) -> float | None:
-    """A ``Retry-After`` header's seconds, or None when unusable."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: rare from APIs, and the default pause covers it
-    return seconds if 0 <= seconds < 3600 else None
-
-
-class _Inflater:
-    """Decompresses an answer chunk by chunk, never producing more than *cap* bytes."""
-
-    def __init__(self, encoding: str, cap: int) -> None:
-        self._cap = cap
-        self._size = 0
-        self._parts: list[bytes] = []
-        wbits = {"gzip": 31, "x-gzip": 31, "deflate": 15}.get(encoding.strip().lower())
-        if encoding.strip().lower() not in ("", "identity") and wbits is None:
-            raise ProtocolError(f"unsupported Content-Encoding {encoding!r}")
-        self._zlib = zlib.decompressobj(wbits) if wbits is not None else None
-
-    def feed(self, chunk: bytes) -> None:
-        if self._zlib is None:
-            self._add(chunk)
-            return
-        data = chunk
-        while data:
-            try:
-                out = self._zlib.decompress(data, self._cap - self._size + 1)
-            except zlib.error:
-                raise ProtocolError("the answer's compressed body is corrupt") from None
-            self._add(out)
-            data = self._zlib.unconsumed_tail
-
-    def _add(self, data: bytes) -> None:
-        self._size += len(data)
-        if self._size > self._cap:
-            raise ProtocolError(f"the answer is larger than {self._cap} bytes")
-        self._parts.append(data)
-
-    def result(self) -> bytes:
-        return b"".join(self._parts)
 
 
 class _StreamedPart(aiohttp.payload.Payload):
@@ -329,7 +249,7 @@ class Transport:
                     response.status,
                     reason if reason == "OK" else self.redact(reason),
                     content,
-                    None if retry_after is None else _retry_after(retry_after),
+                    None if retry_after is None else retry_after_seconds(retry_after),
                 )
         except _AIOHTTP_ERRORS as exc:
             raise _ours(exc, path, self.redact) from None
@@ -341,7 +261,7 @@ class Transport:
         encoding = response.headers.get("Content-Encoding", "")
         if not encoding and (response.content_length or 0) > cap:
             raise ProtocolError(f"the answer is larger than {cap} bytes")
-        inflater = _Inflater(encoding, cap)
+        inflater = Inflater(encoding, cap)
         async for chunk in response.content.iter_chunked(_CHUNK):
             inflater.feed(chunk)
         return inflater.result()
