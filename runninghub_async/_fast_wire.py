@@ -27,24 +27,21 @@ def fast_snapshot(data: Mapping[str, Any]) -> TaskSnapshot | None:
     are read; anything else returns None and the converter decides (same result
     or the same error, which ``tests/test_wire.py`` checks against the converter).
     """
-    # Written out flat (no loops over small tuples): this runs for every answer.
     get = data.get
     task_id, status, code = get("taskId"), get("status"), get("errorCode", "")
+    message, client_id, tips = get("errorMessage", ""), get("clientId", ""), get("promptTips", "")
     if type(task_id) is not str or type(status) is not str or type(code) is not str:
         return None
     status = _STATUSES.get(status)
     if status is None or get("failedReason"):
         return None
-    message, client_id, tips = get("errorMessage", ""), get("clientId", ""), get("promptTips", "")
-    if (
-        (message is not None and type(message) is not str)
-        or (client_id is not None and type(client_id) is not str)
-        or (tips is not None and type(tips) is not str)
-    ):
-        return None
-    usage = get("usage")
-    if usage is not None:
-        usage = _fast_usage(usage)
+    for text in (message, client_id, tips):
+        if text is not None and type(text) is not str:
+            return None
+    usage = None
+    raw_usage = get("usage")
+    if raw_usage is not None:
+        usage = _fast_usage(raw_usage)
         if usage is None:
             return None
     outputs: tuple[Output, ...] = ()
@@ -59,12 +56,17 @@ def fast_snapshot(data: Mapping[str, Any]) -> TaskSnapshot | None:
                 return None
             items.append(output)
         outputs = tuple(items)
-    if code:
-        code = code.strip()
-        if code == "0":
-            code = ""
+    code = code.strip()
     return TaskSnapshot(
-        task_id, status, code, message or "", None, usage, outputs, client_id or "", tips or ""
+        task_id,
+        status,
+        "" if code in ("", "0") else code,
+        message or "",
+        None,
+        usage,
+        outputs,
+        client_id or "",
+        tips or "",
     )
 
 
@@ -74,13 +76,9 @@ def _fast_usage(raw: Any) -> Usage | None:
     get = raw.get
     money, coins = get("consumeMoney"), get("consumeCoins")
     third, seconds = get("thirdPartyConsumeMoney"), get("taskCostTime")
-    if (
-        (money is not None and type(money) is not str)
-        or (coins is not None and type(coins) is not str)
-        or (third is not None and type(third) is not str)
-        or (seconds is not None and type(seconds) is not str)
-    ):
-        return None
+    for value in (money, coins, third, seconds):
+        if value is not None and type(value) is not str:
+            return None
     try:
         return Usage(
             Decimal(money) if money else None,
@@ -101,11 +99,7 @@ def _fast_output(raw: Any) -> Output | None:
         url = get("outputUrl")
     if text is None:
         text = get("content", get("output"))
-    if (
-        (url is not None and type(url) is not str)
-        or (kind is not None and type(kind) is not str)
-        or (node is not None and type(node) is not str)
-        or (text is not None and type(text) is not str)
-    ):
-        return None
+    for value in (url, kind, node, text):
+        if value is not None and type(value) is not str:
+            return None
     return Output(url, kind, node, text)
