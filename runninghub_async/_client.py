@@ -277,7 +277,6 @@ class RunningHub(
                     retry=config.retry,
                     rng=self._rng,
                     hooks=self._hooks,
-                    keep_workers=config.max_connections,
                 )
                 self._live = Live(transport, api, poller, submitter, tg, writer)
                 try:

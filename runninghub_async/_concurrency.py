@@ -1,4 +1,4 @@
-"""Concurrency helpers: a handful of coroutines at a time, and workers for per-job calls."""
+"""Concurrency helpers: a handful of coroutines at a time, owned tasks, and workers."""
 
 from __future__ import annotations
 
@@ -10,20 +10,63 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-__all__ = ["Workers", "run_all"]
+__all__ = ["TaskSet", "Workers", "run_all"]
 
 log = logging.getLogger("runninghub_async")
 T = TypeVar("T")
 
 
-class Workers(Generic[T]):
-    """Long-lived tasks that run ``handler(item)`` for each queued item.
+class TaskSet:
+    """Tasks their owner awaits before it goes: one per submit's POST.
 
-    A task per status check or per POST costs more than the bookkeeping it
-    carries (creating and scheduling it, the loop's weak set of tasks, a done
-    callback); a worker takes the next item as soon as it ends one, and at most
-    *keep* workers wait idle for more.  Nothing is fire-and-forget: ``aclose``
-    cancels the workers, waits for them and hands back the items never started.
+    A POST runs in a task of its own, made in its caller's task: it carries the
+    caller's context (a trace span, a request id for logging) that a pooled
+    worker would not.  Nothing is fire-and-forget: ``aclose`` cancels what is
+    left and waits for it, and a task that fails is logged (they catch what they
+    expect).
+    """
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run *coro* in a task of this set."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def join(self) -> None:
+        """Wait until every task of this set has ended (those spawned meanwhile too)."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    async def aclose(self) -> None:
+        """Cancel the tasks still running and wait for them (shielded)."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        with anyio.CancelScope(shield=True):
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class Workers(Generic[T]):
+    """Long-lived tasks that run ``handler(item)`` for each queued item: the status checks.
+
+    A task per check costs more than the bookkeeping it carries (creating and
+    scheduling it, the loop's weak set of tasks, a done callback); a worker takes
+    the next item as soon as it ends one, and at most *keep* workers wait idle for
+    more.  A worker runs in the context of whoever first needed it: only for work
+    that belongs to its owner (the poller), never a caller's.  Nothing is
+    fire-and-forget: ``aclose`` cancels the workers, waits for them and hands back
+    the items never started.
 
     The handler catches what it expects; anything else is logged and the worker
     goes on.  ``interrupt(task)`` cancels only the item that worker is handling.

@@ -3,8 +3,9 @@
 A submit is a paid, non-idempotent POST.  For each one:
 
 1. wait for a job slot (closable: a close ends this wait, nothing is sent);
-2. POST in a worker task the client owns, so a caller cancelled while the POST is
-   on the wire (by anyio or by a bare ``task.cancel()``) cannot lose an accepted task;
+2. POST in a task the client owns (made in the caller's task, so it carries the
+   caller's context), so a caller cancelled while the POST is on the wire (by
+   anyio or by a bare ``task.cancel()``) cannot lose an accepted task;
 3. classify the answer with ``_errors.proves_not_accepted``: a rejection that
    proves nothing was created (421, 429, 1003, connection refused, ...) waits and
    goes again; an answer that may hide an accepted task raises
@@ -36,7 +37,7 @@ import anyio
 import anyio.abc
 
 from ._api import Api
-from ._concurrency import Workers
+from ._concurrency import TaskSet
 from ._config import RetryPolicy
 from ._errors import (
     ClientClosedError,
@@ -65,7 +66,7 @@ _JOURNAL_BOUND = 5.0
 
 
 class _Post:
-    """One submit, shared by the worker sending it and the caller waiting for it."""
+    """One submit, shared by the task sending it and the caller waiting for it."""
 
     __slots__ = (
         "answer",
@@ -96,7 +97,7 @@ class _Post:
         self.started = started
         self.intended = False  # a journal intent was written
         self.on_wire = False  # a POST of it is being sent
-        # The attempt being sent: its slot, and where its worker puts what it ended in.
+        # The attempt being sent: its slot, and where its task puts what it ended in.
         self.slot: Slot | None = None
         self.answer: _Answer | None = None
 
@@ -128,9 +129,7 @@ class Submitter:
         retry: RetryPolicy,
         rng: random.Random,
         hooks: Hooks | None = None,
-        keep_workers: int = 16,
     ) -> None:
-        """*keep_workers*: POST workers kept idle at most (about the connections)."""
         self._hooks = hooks
         self._api = api
         self._limiter = limiter
@@ -139,7 +138,8 @@ class Submitter:
         self._job_timeout = job_timeout
         self._retry = retry
         self._rng = rng
-        self._posts = Workers(self._post, _POST_TASK, keep=keep_workers)
+        self._tasks = TaskSet()
+        self._unstarted: set[_Post] = set()  # handed to a task that has not run yet
         self._closing = False
         self._waiting: set[asyncio.Task[Any]] = set()
         self._closed_waits: set[asyncio.Task[Any]] = set()
@@ -277,7 +277,8 @@ class Submitter:
         post.slot = slot
         answer: _Answer = asyncio.get_running_loop().create_future()
         post.answer = answer
-        self._posts.put(post)
+        self._unstarted.add(post)
+        self._tasks.spawn(self._post(post), _POST_TASK)
         try:
             # Cancelling this wait cancels *answer*: the POST sees its caller left.
             return await answer
@@ -289,6 +290,7 @@ class Submitter:
             raise
 
     async def _post(self, post: _Post) -> None:
+        self._unstarted.discard(post)
         slot, answer = post.slot, post.answer
         assert slot is not None
         assert answer is not None
@@ -376,12 +378,15 @@ class Submitter:
         `SubmitOutcomeUnknownError`.
         """
         with anyio.move_on_after(bound, shield=True):
-            await self._posts.join()
-        for post in await self._posts.aclose():
-            # Queued for a worker but never started: nothing was sent.
+            await self._tasks.join()
+        await self._tasks.aclose()
+        for post in self._unstarted:
+            # Its task was cancelled before it ran (a task cancelled that early never
+            # starts, so its own `finally` cannot answer): nothing was sent.
             slot, answer = post.slot, post.answer
             assert slot is not None
             assert answer is not None
             slot.release()
             if not answer.done():
                 answer.set_result(ClientClosedError("the client closed before the submit was sent"))
+        self._unstarted.clear()

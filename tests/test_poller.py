@@ -125,7 +125,7 @@ async def test_unwatched_jobs_are_checked_rarely(manual: FakeRunningHub) -> None
 
 
 async def test_one_poller_task_for_many_jobs(manual: FakeRunningHub) -> None:
-    """200 outstanding jobs cost one poller loop and a bounded pool of workers, not 200 tasks."""
+    """200 outstanding jobs cost one poller loop and a few check workers, not 200 tasks."""
     policy = PollPolicy(initial_delay=1.0, min_interval=1.0, max_concurrent=4)
     client = RunningHub(
         api_key=manual.api_key,
@@ -144,13 +144,12 @@ async def test_one_poller_task_for_many_jobs(manual: FakeRunningHub) -> None:
         assert client.statistics().outstanding == 200
         names = [t.name or "" for t in anyio.get_running_tasks()]
         ours = [name for name in names if name.startswith("runninghub_async.")]
-        # One poller loop, the journal's writer and idle workers kept for the next
-        # POSTs (at most one per connection) and checks (at most max_concurrent).
+        # One poller loop, the journal's writer and the check workers (at most
+        # max_concurrent, kept for the next checks): no task per job.
         assert ours.count("runninghub_async._poller.Poller.run") == 1
         assert ours.count("runninghub_async._journaling.JournalWriter.run") == 1
-        assert 1 <= ours.count("runninghub_async._submit.Submitter._post") <= 8
         assert ours.count("runninghub_async._poller.Poller._check") <= 4
-        assert len(ours) <= 2 + 8 + 4
+        assert len(ours) <= 2 + 4
 
 
 async def test_a_check_that_raises_unexpectedly_is_retried(

@@ -185,6 +185,33 @@ async def test_opentelemetry_hooks_record_spans_and_metrics(make_client: ClientF
     meter_provider.shutdown()
 
 
+async def test_a_jobs_span_is_a_child_of_its_callers_span(make_client: ClientFactory) -> None:
+    """Each caller's context reaches its submit: the job span nests under the caller's span."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = tracer_provider.get_tracer("test")
+    hooks = OpenTelemetryHooks(tracer_provider=tracer_provider)
+    async with make_client(hooks=hooks) as client:
+
+        async def caller(name: str) -> None:
+            with tracer.start_as_current_span(name):
+                await client.run(T2I, PARAMS)
+
+        for i in range(3):  # one after another: a pooled task would keep the first's context
+            await caller(f"caller-{i}")
+        async with anyio.create_task_group() as tg:
+            for i in range(3, 6):
+                tg.start_soon(caller, f"caller-{i}")
+    spans = exporter.get_finished_spans()
+    callers = {s.context.span_id: s.name for s in spans if s.name.startswith("caller-")}
+    jobs = [s for s in spans if s.name == "runninghub.job"]
+    assert len(jobs) == 6
+    parents = sorted(callers[s.parent.span_id] for s in jobs if s.parent is not None)
+    assert parents == sorted(callers.values())
+    tracer_provider.shutdown()
+
+
 async def test_read_gives_the_bytes_download_writes(client: RunningHub, tmp_path: Path) -> None:
     """read() and stream() give exactly the file download() saves; to_image() decodes it."""
     result = await client.run(T2I, PARAMS)
