@@ -239,7 +239,13 @@ class Submitter:
                 post.intended = True
                 self._refuse_if_closing(slot)  # it may have closed during the write
             post.on_wire = True
-            error = await self._send(post, slot)
+            answer = self._send(post, slot)
+            try:
+                # Cancelling this wait cancels *answer*: the POST sees its caller left.
+                error = await answer
+            except BaseException:
+                self._left(post, answer)
+                raise
             post.on_wire = False
             if isinstance(error, Tracked):
                 return error
@@ -271,23 +277,25 @@ class Submitter:
                 slot.release()
             raise ClientClosedError("the client is closing; the submit was not sent")
 
-    async def _send(self, post: _Post, slot: Slot) -> Tracked | RunningHubError:
-        """One POST in a client-owned task; the tracked task or the error it met."""
+    def _send(self, post: _Post, slot: Slot) -> _Answer:
+        """Start one POST in a client-owned task; await the tracked task or the error it met.
+
+        A plain function (the caller awaits the future): no coroutine per submit.
+        """
         self.sent += 1
         post.slot = slot
         answer: _Answer = asyncio.get_running_loop().create_future()
         post.answer = answer
         self._unstarted.add(post)
         self._tasks.spawn(self._post(post), _POST_TASK)
-        try:
-            # Cancelling this wait cancels *answer*: the POST sees its caller left.
-            return await answer
-        except BaseException:
-            if answer.done() and not answer.cancelled():
-                outcome = answer.result()  # answered, but the caller was cancelled first
-                if isinstance(outcome, Tracked):
-                    self._orphan(post, outcome)
-            raise
+        return answer
+
+    def _left(self, post: _Post, answer: _Answer) -> None:
+        """The caller stopped waiting for *answer*: an accepted task becomes an orphan."""
+        if answer.done() and not answer.cancelled():
+            outcome = answer.result()  # answered, but the caller was cancelled first
+            if isinstance(outcome, Tracked):
+                self._orphan(post, outcome)
 
     async def _post(self, post: _Post) -> None:
         self._unstarted.discard(post)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 
@@ -72,8 +71,9 @@ class Tracked:
 
     def forget(self, future: asyncio.Future[None]) -> None:
         """A waiter left: drop its future (cancelled waits must not pile up)."""
-        with contextlib.suppress(ValueError):  # gone already if the job ended
-            self._enders.remove(future)
+        enders = self._enders
+        if future in enders:  # else gone already: the job ended
+            enders.remove(future)
 
     def end(self) -> None:
         """The job has its outcome: wake every waiter."""
