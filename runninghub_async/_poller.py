@@ -285,7 +285,8 @@ class Poller:
             tracked.check_task = None
             tracked.querying = False
             self._in_flight -= 1
-            self._wake.set()
+            if self._in_flight == self._policy.max_concurrent - 1:
+                self._wake.set()  # a place for a check opened: due ones may have waited for it
 
     def _failed_check(self, tracked: Tracked, why: str, *, count: bool = True) -> None:
         if count:

@@ -182,3 +182,33 @@ async def test_a_check_that_raises_unexpectedly_is_retried(
     assert calls == 2
     assert isinstance(tracked.outcome, JobResult)
     assert "failed unexpectedly" in caplog.text
+
+
+class _InFlight(Hooks):
+    """The most checks in flight at once, as each query starts."""
+
+    def __init__(self, client: list[RunningHub]) -> None:
+        self._client = client
+        self.most = 0
+
+    def query(self, endpoint: str | None) -> None:
+        flight = self._client[0].statistics().poller.queries_in_flight
+        self.most = max(self.most, flight)
+
+
+async def test_checks_waiting_for_a_place_go_as_soon_as_one_frees(
+    make_client: ClientFactory,
+) -> None:
+    """max_concurrent=1 and twelve jobs due together: one check at a time, none left behind."""
+    holder: list[RunningHub] = []
+    hooks = _InFlight(holder)
+    policy = PollPolicy(
+        initial_delay=0.0, min_interval=0.01, max_interval=0.05, max_concurrent=1, jitter=0.0
+    )
+    async with make_client(poll=policy, max_in_flight=12, hooks=hooks) as client:
+        holder.append(client)
+        jobs = [await client.submit(T2I, params(i)) for i in range(12)]
+        with anyio.fail_after(5):  # far below job_timeout: nobody waits for a deadline
+            results = [await job.wait() for job in jobs]
+    assert [r.task_id for r in results] == [j.task_id for j in jobs]
+    assert hooks.most == 1
