@@ -71,7 +71,7 @@ _BACKOFF = 0.5  # interval past the tail, as a fraction of the overrun
 _REFIT_EVENTS = 2048  # once warm, events between refits ...
 _REFIT_SECONDS = 2.0  # ... or, this long after the last one, ...
 _REFIT_EVENTS_QUIET = 128  # ... this many; and between refits, a quarter of the
-_WARM_FITS = 32  # jobs report (as many events as jobs after this many fits), and then
+_WARM_FITS = 32  # jobs report (twice as many events as jobs after this many fits), and then
 _MIN_REFIT_GAP = 0.2  # at most one refit per this many seconds (of the jobs' clock)
 _BIN = 25.0  # log-ages are rounded to 1/_BIN (4 %) before fitting: fewer bins, cheaper fits
 
@@ -265,14 +265,14 @@ class DurationModel:
     # -- the estimate -------------------------------------------------------------
 
     def _refresh(self) -> None:
-        # Refit once a quarter of the jobs reported (as many events as jobs once warm: after
-        # some fits, or once half the window of jobs has ended) and a few hundred events apart:
-        # a fit costs far more than one check's bookkeeping, and under a heavy load events
-        # come by the thousand.  A quiet model refits sooner.
+        # Refit once a quarter of the jobs reported (twice as many events as jobs once warm:
+        # after some fits, or once half the window of jobs has ended) and a few hundred
+        # events apart: a fit costs far more than one check's bookkeeping, and under a heavy
+        # load events come by the thousand.  A quiet model refits sooner.
         n = len(self._ended) + len(self._running)
         dirty = self._dirty
         warm = self._fits >= _WARM_FITS or 2 * len(self._ended) >= self._history
-        if dirty == 0 or dirty * (1 if warm else 4) < n:
+        if dirty == 0 or dirty < (2 * n if warm else n / 4):
             return
         needed = min(_REFIT_EVENTS, 1 + self._fits)
         since = self._seen_at - self._fitted_at
