@@ -1,4 +1,4 @@
-"""The worker pool behind POSTs and status checks: no task per item, nothing lost on close."""
+"""The worker pool behind status checks: no task per check, nothing lost on close."""
 
 from __future__ import annotations
 
