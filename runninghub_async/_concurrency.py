@@ -82,12 +82,6 @@ class Workers(Generic[T]):
         self._idle: list[asyncio.Future[None]] = []
         self._workers: set[asyncio.Task[None]] = set()
         self._interrupted: set[asyncio.Task[None]] = set()
-        self._busy = 0
-        self._quiet: asyncio.Event | None = None  # set when nothing is queued or handled
-
-    def __len__(self) -> int:
-        """Items queued or being handled."""
-        return len(self._queue) + self._busy
 
     def put(self, item: T) -> None:
         """Handle *item* in a worker (an idle one, else a new one)."""
@@ -114,7 +108,6 @@ class Workers(Generic[T]):
         while True:
             while queue:
                 item = queue.popleft()
-                self._busy += 1
                 try:
                     await self._handler(item)
                 except asyncio.CancelledError:
@@ -126,22 +119,11 @@ class Workers(Generic[T]):
                 finally:
                     if self._interrupted:
                         self._interrupted.discard(task)
-                    self._busy -= 1
-                    if self._quiet is not None and not queue and not self._busy:
-                        self._quiet.set()
-                        self._quiet = None
             if len(self._idle) >= self._keep:
                 return
             waiter = asyncio.get_running_loop().create_future()
             self._idle.append(waiter)
             await waiter  # a cancel (aclose) leaves it done: `put` skips done waiters
-
-    async def join(self) -> None:
-        """Wait until nothing is queued or being handled (items put meanwhile too)."""
-        while self._queue or self._busy:
-            if self._quiet is None:
-                self._quiet = asyncio.Event()  # shared by every joiner
-            await self._quiet.wait()
 
     async def aclose(self) -> list[T]:
         """Cancel every worker, wait for them (shielded); the items never started."""

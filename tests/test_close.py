@@ -229,29 +229,3 @@ async def test_a_submit_whose_journal_write_outlasts_the_close_is_not_sent(
         entry = await reread.get("k1")
     assert entry is not None
     assert entry.task_id is None
-
-
-async def test_workers_join_wakes_every_joiner() -> None:
-    """Two drains waiting at once both return when the last item ends."""
-    from runninghub_async._concurrency import Workers
-
-    gate = anyio.Event()
-
-    async def handle(item: int) -> None:
-        await gate.wait()
-
-    workers: Workers[int] = Workers(handle, "test.worker", keep=1)
-    workers.put(1)
-    joined: list[int] = []
-
-    async def join(n: int) -> None:
-        await workers.join()
-        joined.append(n)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(join, 1)
-        tg.start_soon(join, 2)
-        await anyio.wait_all_tasks_blocked()
-        gate.set()
-    assert sorted(joined) == [1, 2]
-    await workers.aclose()

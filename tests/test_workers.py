@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import anyio
 import pytest
 
 from runninghub_async._concurrency import Workers
@@ -24,10 +25,9 @@ async def test_items_run_in_a_bounded_pool_of_reused_tasks() -> None:
     workers: Workers[int] = Workers(handle, "test.worker", keep=2)
     for i in range(6):
         workers.put(i)
-    assert len(workers) == 6
     for gate in gates[:3]:
         gate.set_result(None)
-    await workers.join()
+    await anyio.wait_all_tasks_blocked()
     assert sorted(i for i, _ in ran) == list(range(6))
     assert len({id(task) for _, task in ran}) <= 6
     names = [t.get_name() for t in asyncio.all_tasks()]
@@ -35,7 +35,7 @@ async def test_items_run_in_a_bounded_pool_of_reused_tasks() -> None:
     # An idle worker takes the next item: no new task.
     before = {id(t) for t in asyncio.all_tasks()}
     workers.put(0)
-    await workers.join()
+    await anyio.wait_all_tasks_blocked()
     assert id(ran[-1][1]) in before
     assert await workers.aclose() == []
     assert "test.worker" not in [t.get_name() for t in asyncio.all_tasks()]
@@ -63,9 +63,9 @@ async def test_an_interrupt_cancels_one_item_and_the_worker_goes_on() -> None:
     task = current[0]
     assert task is not None
     workers.interrupt(task)
-    await workers.join()
+    await anyio.wait_all_tasks_blocked()
     workers.put("next")
-    await workers.join()
+    await anyio.wait_all_tasks_blocked()
     assert outcomes == ["stuck interrupted", "next"]
     assert current[1] is task  # the same worker handled the next item
     assert task.cancelling() == 0  # the interrupt was taken back
@@ -86,7 +86,7 @@ async def test_an_unexpected_error_is_logged_and_the_worker_goes_on(
     with caplog.at_level(logging.ERROR, logger="runninghub_async"):
         workers.put(0)
         workers.put(1)
-        await workers.join()
+        await anyio.wait_all_tasks_blocked()
     assert done == [1]
     assert "test.worker failed" in caplog.text
     await workers.aclose()
