@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import functools
 import logging
 import os
 import random
@@ -49,18 +48,14 @@ from ._helpers import FileMethods, ImageHelpers
 from ._hooks import Hooks, safely
 from ._job import Job
 from ._journal import Journal
-from ._journaling import JournalWriter
 from ._limiter import Limiter, LimiterStatistics, LocalLimiter
-from ._live import Live
+from ._live import Live, opened
 from ._models import (
     JobResult,
 )
-from ._poller import Poller, PollerStatistics, Tracked
+from ._poller import PollerStatistics, Tracked
 from ._prepare import Preparer, Request
 from ._specs import ParamSpec
-from ._submit import Submitter
-from ._transport import Transport
-from ._wire import converter
 
 __all__ = ["ClientStatistics", "RunningHub"]
 
@@ -235,94 +230,31 @@ class RunningHub(
         if self._state is not _State.UNOPENED:
             raise RuntimeError("a RunningHub client can be opened only once; make a new one")
         self._state = _State.OPEN
-        config = self._config
-        transport = Transport(
-            base_url=config.base_url,
-            api_key=config.api_key,
-            pace=self._limiter.acquire_request,
-            retry=config.retry,
-            timeouts=config.timeouts,
-            max_connections=config.max_connections,
-            rng=self._rng,
-            on_retry=self._hook_retry if self._hooks is not None else None,
-        )
-        api = Api(transport, converter(), api_key=config.api_key, throttled=self._throttled)
-        writer = JournalWriter()
         try:
-            async with contextlib.AsyncExitStack() as stack:
-                await stack.enter_async_context(self._limiter)
-                if self._journal is not None:
-                    await stack.enter_async_context(self._journal)
-                poller = Poller(
-                    # Each check is bounded by the exchange's own deadline (no extra timer).
-                    lambda task_id: api.query(
-                        task_id, retry=False, within=config.poll.check_timeout
-                    ),
-                    config.poll,
-                    job_timeout=config.job_timeout,
-                    remote_cancel=api.cancel,
-                    slot_demand=self._limiter.slot_demand,
-                    on_finished=functools.partial(self._finished, writer),
-                    hooks=self._hooks,
-                    rng=self._rng,
-                )
-                tg = anyio.create_task_group()
-                await tg.__aenter__()
-                submitter = Submitter(
-                    api,
-                    self._limiter,
-                    poller,
-                    tg,
-                    job_timeout=config.job_timeout,
-                    retry=config.retry,
-                    rng=self._rng,
-                    hooks=self._hooks,
-                )
-                self._live = Live(transport, api, poller, submitter, tg, writer)
+            async with opened(
+                self._config,
+                self._limiter,
+                journal=self._journal,
+                hooks=self._hooks,
+                rng=self._rng,
+                on_finished=self._finished,
+            ) as live:
+                self._live = live
                 try:
-                    await tg.start(writer.run)
-                    await tg.start(poller.run)
-                    if config.auto_limit:
-                        status = await api.queue_status()
-                        self._limiter.set_limit(max(1, status.concurrent_limit))
                     yield self
                 finally:
-                    await self._close(self._live, config.timeouts.total)
+                    # Closed before the collaborators close: a submit racing the
+                    # close is refused, not sent into a draining submitter.
+                    self._state = _State.CLOSED
         finally:
             self._state = _State.CLOSED
-            with anyio.CancelScope(shield=True):
-                await transport.aclose()
 
-    async def _close(self, live: Live, bound: float) -> None:
-        """The close order of `_submit`: submits, then POSTs on the wire, then the poller."""
-        self._state = _State.CLOSED
-        live.submitter.close()
-        await live.submitter.drain(bound)
-        live.poller.close()
-        await live.writer.close(bound)
-        live.tg.cancel_scope.cancel()
-        # Closed as if the body had ended, so the body's own exception (if any)
-        # reaches the caller as itself, never inside an ExceptionGroup.  (Not under
-        # a new shield: the group's own scope must be the innermost one it leaves.)
-        await live.tg.__aexit__(None, None, None)
-
-    def _finished(
-        self, writer: JournalWriter, tracked: Tracked, outcome: JobResult | RunningHubError
-    ) -> None:
+    def _finished(self, tracked: Tracked, outcome: JobResult | RunningHubError) -> None:
         if isinstance(outcome, JobResult) and outcome.usage is not None:
             self._cost += outcome.usage.consume_money or 0
-        writer.finished(tracked, outcome)
         if self._hooks is not None:
             seconds = anyio.current_time() - tracked.submitted_at
             safely(self._hooks, "finished", tracked.task_id, tracked.endpoint, outcome, seconds)
-
-    def _throttled(self, retry_after: float | None) -> None:
-        self._limiter.throttled(retry_after)
-        if self._hooks is not None:
-            safely(self._hooks, "throttled", retry_after)
-
-    def _hook_retry(self, what: str, error: BaseException, delay: float) -> None:
-        safely(self._hooks, "retry", what, error, delay)
 
     def _open(self) -> Live:
         if self._state is not _State.OPEN or self._live is None:
