@@ -36,15 +36,13 @@ from ._errors import (
     ClientClosedError,
     JobTimeoutError,
     RunningHubError,
-    TaskCancelledError,
-    TaskFailedError,
     TaskNotFoundError,
 )
 from ._hooks import Hooks, safely
 from ._limiter import Slot, monotonic, strict_bucket
-from ._models import JobResult, TaskSnapshot, TaskStatus
-from ._schedule import Schedule
-from ._tracked import PollerStatistics, Tracked
+from ._models import JobResult, TaskSnapshot
+from ._schedule import Deadlines, Schedule
+from ._tracked import PollerStatistics, Tracked, outcome_of
 
 __all__ = ["Poller", "PollerStatistics", "Tracked"]
 
@@ -80,7 +78,6 @@ class Poller:
         self._policy = policy
         self._job_timeout = job_timeout
         self._remote_cancel = remote_cancel
-        self._slot_demand = slot_demand
         self._on_finished = on_finished
         self._hooks = hooks
         self._clock = clock
@@ -88,9 +85,9 @@ class Poller:
         self._rate = strict_bucket(policy.max_rate) if policy.max_rate else None
         self._tracked: dict[str, Tracked] = {}
         self._heap: list[tuple[float, int, Tracked]] = []
-        self._deadlines: list[tuple[float, int, Tracked]] = []
+        self._deadlines = Deadlines()
         self._seq = itertools.count()
-        self._plan = Schedule(policy, self._rng)
+        self._plan = Schedule(policy, self._rng, slot_demand)
         self._wake = asyncio.Event()
         self._checks = Workers(self._check, _CHECK_TASK, keep=policy.max_concurrent)
         self._closed = False
@@ -146,7 +143,7 @@ class Poller:
             webhook_token=webhook_token,
         )
         self._tracked[task_id] = tracked
-        heapq.heappush(self._deadlines, (tracked.deadline, next(self._seq), tracked))
+        self._deadlines.add(tracked)
         first = 0.0  # attach(): the task may have ended long ago, so look at once
         if submitted:
             first = self._plan.first_delay(tracked, now)
@@ -158,7 +155,7 @@ class Poller:
         tracked.waiters += 1
         if tracked.low_priority and tracked.outcome is None and not tracked.querying:
             tracked.low_priority = False
-            self._schedule(tracked, self._interval(tracked))
+            self._schedule(tracked, self._plan.interval(tracked, self._clock()))
 
     def unwatch(self, tracked: Tracked) -> None:
         """A waiter left (got its answer, or was cancelled)."""
@@ -186,7 +183,7 @@ class Poller:
         tracked = self._tracked.get(snapshot.task_id)
         if tracked is None or not snapshot.status.is_terminal:
             return False
-        self._finish(tracked, self._outcome(tracked, snapshot))
+        self._finish(tracked, outcome_of(tracked, snapshot))
         return True
 
     def eta(self, tracked: Tracked) -> float | None:
@@ -210,7 +207,7 @@ class Poller:
         while True:
             self._expire_due(tg)
             self._dispatch_due()
-            timeout = self._deadlines[0][0] - self._clock() if self._deadlines else math.inf
+            timeout = self._deadlines.next_at() - self._clock()
             if self._heap and self._in_flight < self._policy.max_concurrent:
                 timeout = min(timeout, self._heap[0][0] - self._clock())
             self._wake.clear()
@@ -224,16 +221,9 @@ class Poller:
                 await anyio.lowlevel.checkpoint()
 
     def _expire_due(self, tg: anyio.abc.TaskGroup) -> None:
-        now = self._clock()
-        if len(self._deadlines) > 2 * len(self._tracked) + 1024:
-            # Ended jobs leave their deadline entries behind: drop them now and then.
-            self._deadlines = [e for e in self._deadlines if e[2].outcome is None]
-            heapq.heapify(self._deadlines)
-        while self._deadlines and self._deadlines[0][0] <= now:
-            _, _, tracked = heapq.heappop(self._deadlines)
-            if tracked.outcome is None:
-                self._finish(tracked, JobTimeoutError(tracked.task_id, self._job_timeout))
-                tg.start_soon(self._cancel_remotely, tracked.task_id)
+        for tracked in self._deadlines.expired(self._clock(), len(self._tracked)):
+            self._finish(tracked, JobTimeoutError(tracked.task_id, self._job_timeout))
+            tg.start_soon(self._cancel_remotely, tracked.task_id)
 
     def _dispatch_due(self) -> None:
         now = self._clock()
@@ -275,12 +265,12 @@ class Poller:
         else:
             tracked.failures = 0
             if snapshot.status.is_terminal:
-                self._finish(tracked, self._outcome(tracked, snapshot))
+                self._finish(tracked, outcome_of(tracked, snapshot))
             else:
                 tracked.last_pending_at = now = self._clock()
                 self._plan.pending(tracked, now)
                 tracked.note(snapshot.status, self.eta(tracked))
-                self._schedule(tracked, self._interval(tracked))
+                self._schedule(tracked, self._plan.interval(tracked, now))
         finally:
             tracked.check_task = None
             tracked.querying = False
@@ -306,30 +296,7 @@ class Poller:
         if self._heap[0][2] is tracked:
             self._wake.set()
 
-    def _interval(self, tracked: Tracked) -> float:
-        # A job nobody waits for is checked rarely, unless its slot is wanted:
-        # then it must be freed within about one interval of the job's end.
-        if tracked.waiters == 0 and not (tracked.slot is not None and self._slot_demand()):
-            tracked.low_priority = True
-            return self._policy.max_interval
-        return self._plan.interval(tracked, self._clock())
-
     # -- outcomes ---------------------------------------------------------------------
-
-    def _outcome(self, tracked: Tracked, snapshot: TaskSnapshot) -> JobResult | RunningHubError:
-        if snapshot.status is TaskStatus.SUCCESS:
-            return JobResult(
-                task_id=tracked.task_id,
-                status=snapshot.status,
-                outputs=snapshot.outputs,
-                usage=snapshot.usage,
-                endpoint=tracked.endpoint,
-            )
-        if snapshot.status is TaskStatus.CANCEL:
-            return TaskCancelledError(tracked.task_id)
-        return TaskFailedError(
-            tracked.task_id, snapshot.error_code, snapshot.error_message, snapshot.failed_reason
-        )
 
     def _finish(self, tracked: Tracked, outcome: JobResult | RunningHubError) -> None:
         if tracked.outcome is not None:
@@ -347,15 +314,6 @@ class Poller:
             slot.release()
         if self._on_finished is not None:
             self._on_finished(tracked, outcome)
-        # A remote end is an event; a local one (deadline, close, not found) only ends
-        # the stream of events, and wait() says why.
-        if isinstance(outcome, JobResult):
-            tracked.note(TaskStatus.SUCCESS, 0.0)
-        elif isinstance(outcome, TaskCancelledError | TaskFailedError):
-            tracked.note(
-                TaskStatus.CANCEL if isinstance(outcome, TaskCancelledError) else TaskStatus.FAILED,
-                0.0,
-            )
         tracked.end()
 
     async def _cancel_remotely(self, task_id: str) -> None:

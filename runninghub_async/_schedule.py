@@ -7,7 +7,11 @@ answered from it and the `PollPolicy`.  No clock reads: times come in.
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
 import random
+from collections.abc import Callable, Iterator
 
 from ._cadence import DurationModel, prior_for
 from ._config import PollPolicy
@@ -15,15 +19,21 @@ from ._errors import RunningHubError
 from ._models import JobResult
 from ._tracked import Tracked
 
-__all__ = ["Schedule"]
+__all__ = ["Deadlines", "Schedule"]
 
 
 class Schedule:
     """The check times of every job of one client."""
 
-    def __init__(self, policy: PollPolicy, rng: random.Random) -> None:
+    def __init__(
+        self,
+        policy: PollPolicy,
+        rng: random.Random,
+        slot_demand: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._policy = policy
         self._rng = rng
+        self._slot_demand = slot_demand
         self._models: dict[str | None, DurationModel] = {}
 
     def model(self, endpoint: str | None) -> DurationModel:
@@ -54,8 +64,15 @@ class Schedule:
         return first if policy.initial_delay is None else min(first, policy.initial_delay)
 
     def interval(self, tracked: Tracked, now: float) -> float:
-        """Seconds to the next check of a job still running that someone waits for."""
+        """Seconds to the next check of a job still running.
+
+        A job nobody waits for is checked rarely (and marked low priority), unless
+        its slot is wanted: then it must be freed within about one interval of its end.
+        """
         policy = self._policy
+        if tracked.waiters == 0 and not (tracked.slot is not None and self._slot_demand()):
+            tracked.low_priority = True
+            return policy.max_interval
         if tracked.webhook_token is not None and not tracked.webhook_seen:
             # Its callback will say when it ends: polling is only the safety net.
             return policy.spread(policy.max_interval, self._rng)
@@ -95,3 +112,35 @@ class Schedule:
         if not tracked.submitted:
             return None
         return self.model(tracked.endpoint).eta(now - tracked.submitted_at)
+
+
+class Deadlines:
+    """Every tracked job's deadline, soonest first.
+
+    Ended jobs leave their entries behind (removing from a heap's middle costs a
+    scan); they are skipped when due and dropped in bulk once they outnumber the
+    live ones.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Tracked]] = []
+        self._seq = itertools.count()
+
+    def add(self, tracked: Tracked) -> None:
+        """Expire *tracked* at ``tracked.deadline`` unless it ends before."""
+        heapq.heappush(self._heap, (tracked.deadline, next(self._seq), tracked))
+
+    def next_at(self) -> float:
+        """When the soonest deadline passes (infinity when there is none)."""
+        return self._heap[0][0] if self._heap else math.inf
+
+    def expired(self, now: float, live: int) -> Iterator[Tracked]:
+        """The jobs still running whose deadline is at or before *now* (*live*: jobs tracked)."""
+        heap = self._heap
+        if len(heap) > 2 * live + 1024:
+            self._heap = heap = [e for e in heap if e[2].outcome is None]
+            heapq.heapify(heap)
+        while heap and heap[0][0] <= now:
+            tracked = heapq.heappop(heap)[2]
+            if tracked.outcome is None:
+                yield tracked

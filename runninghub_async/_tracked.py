@@ -8,13 +8,13 @@ import time
 
 import attrs
 
-from ._errors import RunningHubError
+from ._errors import RunningHubError, TaskCancelledError, TaskFailedError
 from ._hooks import Hooks, safely
 from ._journal import Journal
 from ._limiter import Slot
-from ._models import JobEvent, JobResult, TaskStatus
+from ._models import JobEvent, JobResult, TaskSnapshot, TaskStatus
 
-__all__ = ["PollerStatistics", "Tracked"]
+__all__ = ["PollerStatistics", "Tracked", "outcome_of"]
 
 
 @attrs.define(eq=False, repr=False)
@@ -76,7 +76,16 @@ class Tracked:
             enders.remove(future)
 
     def end(self) -> None:
-        """The job has its outcome: wake every waiter."""
+        """The job has its outcome: note a remote end as an event, wake every waiter."""
+        # A local end (deadline, close, not found) only ends the stream of events,
+        # and wait() says why.
+        outcome = self.outcome
+        if isinstance(outcome, JobResult):
+            self.note(TaskStatus.SUCCESS, 0.0)
+        elif isinstance(outcome, TaskCancelledError):
+            self.note(TaskStatus.CANCEL, 0.0)
+        elif isinstance(outcome, TaskFailedError):
+            self.note(TaskStatus.FAILED, 0.0)
         enders, self._enders = self._enders, []
         for future in enders:
             if not future.done():
@@ -99,6 +108,23 @@ class Tracked:
     def __repr__(self) -> str:
         state = "done" if self.outcome is not None else "pending"
         return f"<Tracked {self.task_id} {state} waiters={self.waiters}>"
+
+
+def outcome_of(tracked: Tracked, snapshot: TaskSnapshot) -> JobResult | RunningHubError:
+    """What a terminal *snapshot* of *tracked* means to its waiters."""
+    if snapshot.status is TaskStatus.SUCCESS:
+        return JobResult(
+            task_id=tracked.task_id,
+            status=snapshot.status,
+            outputs=snapshot.outputs,
+            usage=snapshot.usage,
+            endpoint=tracked.endpoint,
+        )
+    if snapshot.status is TaskStatus.CANCEL:
+        return TaskCancelledError(tracked.task_id)
+    return TaskFailedError(
+        tracked.task_id, snapshot.error_code, snapshot.error_message, snapshot.failed_reason
+    )
 
 
 @attrs.frozen
