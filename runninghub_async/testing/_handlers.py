@@ -1,14 +1,16 @@
-"""The aiohttp application: RunningHub's routes, and a middleware that counts and faults."""
+"""The aiohttp application: RunningHub's core routes, behind `FaultMiddleware`.
+
+The routes beyond these (apps, workflows, legacy, extras) are `ExtraRoutes`.
+"""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
-import anyio
 from aiohttp import BodyPartReader, web
 
 from .._catalog import violations
@@ -25,14 +27,13 @@ from ._bodies import (
 from ._config import FakeConfig
 from ._control import add_control_routes
 from ._endpoints import catalogued, is_known, is_standard_model, price_of
-from ._faults import FAULT_ROUTES, Fault, FaultPlan
+from ._faults import FaultPlan
+from ._middleware import FaultMiddleware
 from ._outputs import CONTENT_TYPES, render_file
 from ._ratelimit import KeyedRateLimiter
 from ._state import TaskBook
 
 __all__ = ["Routes"]
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False)
 _CHUNK = 64 * 1024
@@ -53,12 +54,6 @@ _MEDIA: dict[str, tuple[str, str]] = {
     "mov": ("video", "video/quicktime"),
     "mkv": ("video", "video/x-matroska"),
     "zip": ("zip", "application/zip"),
-}
-
-_NGINX_REASONS = {
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Temporarily Unavailable",
 }
 
 
@@ -99,21 +94,6 @@ def _task_id_of(body: object, field: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _nginx_page(status: int) -> str:
-    title = f"{status} {_NGINX_REASONS.get(status, 'Error')}"
-    return (
-        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
-        "</body>\r\n</html>\r\n"
-    )
-
-
-def _abort(request: web.Request) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.abort()
-
-
 class Routes:
     """Request handlers over the fake's shared state; `build_app` wires them up."""
 
@@ -132,10 +112,11 @@ class Routes:
         self._faults = faults
         self._uploads = uploads
         self._limiter = limiter if limiter is not None else KeyedRateLimiter(config.rate_limit)
+        self._middleware = FaultMiddleware(book, faults)
 
     def build_app(self) -> web.Application:
         """The aiohttp application serving every route."""
-        app = web.Application(middlewares=[self._middleware], client_max_size=_MAX_JSON_BODY)
+        app = web.Application(middlewares=[self._middleware.handle], client_max_size=_MAX_JSON_BODY)
         add = app.router
         add.add_post("/openapi/v2/query", self._query, name="query")
         add.add_post("/openapi/v2/media/upload/binary", self._upload, name="upload")
@@ -147,57 +128,6 @@ class Routes:
         add.add_get("/files/uploads/{name:.+}", self._uploaded_file, name="download.uploads")
         add_control_routes(app, self._book, self._faults)
         return app
-
-    # -- middleware: counting and faults ---------------------------------------
-
-    @web.middleware
-    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        name = request.match_info.route.name or ""
-        if name.startswith("_fake"):
-            return await handler(request)
-        self._book.counters.requests_total += 1
-        self._book.counters.requests_by_route[name] += 1
-        try:
-            route = name.partition(".")[0]
-            fault = self._faults.pick(route) if route in FAULT_ROUTES else None
-            if fault is None:
-                return await handler(request)
-            self._book.counters.faults_injected[fault.kind] += 1
-            return await self._inject(fault, request, handler)
-        finally:
-            self._book.notify()
-
-    async def _inject(
-        self, fault: Fault, request: web.Request, handler: Handler
-    ) -> web.StreamResponse:
-        kind = fault.kind
-        if kind.startswith("http_"):
-            status = int(kind.removeprefix("http_"))
-            return web.Response(status=status, text=_nginx_page(status), content_type="text/html")
-        if kind == "reset":
-            _abort(request)
-            # Writing this to the aborted transport fails quietly inside aiohttp.
-            return web.Response()
-        response = await handler(request)
-        if kind == "slow":
-            # The request takes effect at once and only the answer is late, like a
-            # busy network path: a client that gives up still leaves its task behind.
-            await anyio.sleep(fault.delay)
-            return response
-        if kind == "malformed_json":
-            return self._truncated(response)
-        _abort(request)  # drop_after_accept: the task exists, the answer never leaves
-        return response
-
-    @staticmethod
-    def _truncated(response: web.StreamResponse) -> web.Response:
-        body = response.body if isinstance(response, web.Response) else None
-        raw = body if isinstance(body, bytes) else b"{}"
-        cut = raw[: max(len(raw) // 2, 1)] if len(raw) > 1 else b"{"
-        content_type = response.content_type
-        if content_type.startswith("text/"):
-            content_type = "application/json"
-        return web.Response(status=200, body=cut, content_type=content_type)
 
     # -- helpers -----------------------------------------------------------------
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import random
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from types import MappingProxyType
 from typing import Self
 
-import aiohttp
 import anyio
-from aiohttp import web
 
 from ._config import make_config
 from ._context import RouteContext
@@ -23,29 +19,10 @@ from ._handlers import Routes
 from ._models import FakeStats, FakeTask
 from ._ratelimit import KeyedRateLimiter
 from ._registry import Registry, default_apps, default_workflows
+from ._serving import serve
 from ._state import TaskBook, TaskRecord
-from ._webhooks import WebhookSender
 
 __all__ = ["FakeRunningHub"]
-
-_SHUTDOWN_TIMEOUT = 0.5  # in-flight handlers (say a "slow" fault) get this long at exit
-_CLEANUP_DEADLINE = 10.0
-
-
-class _Once:
-    """Runs an async cleanup at most once, shielded from cancellation and bounded in time."""
-
-    def __init__(self, cleanup: Callable[[], Awaitable[None]]) -> None:
-        self._cleanup: Callable[[], Awaitable[None]] | None = cleanup
-
-    async def __call__(self) -> None:
-        cleanup, self._cleanup = self._cleanup, None
-        if cleanup is None:
-            return
-        # Shielded so that a cancelled test still closes its sockets; bounded so
-        # that a stuck handler cannot hang the exit.
-        with anyio.move_on_after(_CLEANUP_DEADLINE, shield=True):
-            await cleanup()
 
 
 class FakeRunningHub(anyio.AsyncContextManagerMixin):
@@ -188,7 +165,6 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
             config=self._config, book=self._book, limiter=limiter, uploads=self._uploads
         )
         self._extra = ExtraRoutes(context, registry)
-        self._webhooks: WebhookSender | None = None
         self._base_url: str | None = None
 
     def __repr__(self) -> str:
@@ -197,62 +173,15 @@ class FakeRunningHub(anyio.AsyncContextManagerMixin):
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[Self]:
-        config = self._config
-        async with AsyncExitStack() as stack:
-            timeout = aiohttp.ClientTimeout(total=config.webhook_timeout)
-            session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
-            app = self._routes.build_app()
-            self._extra.register(app)
-            runner = web.AppRunner(
-                app,
-                handler_cancellation=True,
-                access_log=None,
-                shutdown_timeout=_SHUTDOWN_TIMEOUT,
-            )
-            stop_http = _Once(runner.cleanup)
-            await runner.setup()
-            stack.push_async_callback(stop_http)
-            await web.TCPSite(runner, config.host, config.port).start()
-            host, port = runner.addresses[0][:2]
-            base_url = f"http://{host}:{port}"
-
-            error: Exception | None = None
-            async with anyio.create_task_group() as task_group:
-                self._webhooks = WebhookSender(
-                    session,
-                    task_group,
-                    attempts=config.webhook_attempts,
-                    retry_delay=config.webhook_retry_delay,
-                    on_attempt=functools.partial(self._bump, "webhook_attempts"),
-                    on_delivered=functools.partial(self._bump, "webhook_deliveries"),
-                    on_given_up=functools.partial(self._bump, "webhook_failures"),
-                )
-                self._extra.webhooks.sender = self._webhooks
-                self._book.open(asyncio.get_running_loop(), base_url)
-                self._base_url = base_url
-                try:
-                    yield self
-                except Exception as exc:
-                    # Re-raised once the task group is closed, so the caller gets
-                    # its own exception back rather than an ExceptionGroup around it.
-                    # Cancellation is not caught here and passes straight through.
-                    error = exc
-                finally:
-                    self._webhooks = None
-                    self._extra.webhooks.sender = None
-                    self._base_url = None
-                    # The HTTP server stops first (no new requests, tasks or webhooks),
-                    # then the timers, then pending webhook deliveries.
-                    await stop_http()
-                    self._book.close()
-                    task_group.cancel_scope.cancel()
-            if error is not None:
-                raise error
-
-    def _bump(self, counter: str) -> None:
-        counters = self._book.counters
-        setattr(counters, counter, getattr(counters, counter) + 1)
-        self._book.notify()
+        app = self._routes.build_app()
+        self._extra.register(app)
+        webhooks = self._extra.webhooks
+        async with serve(app, config=self._config, book=self._book, webhooks=webhooks) as url:
+            self._base_url = url
+            try:
+                yield self
+            finally:
+                self._base_url = None
 
     def _task_ended(self, record: TaskRecord) -> None:
         self._extra.webhooks.task_ended(record)
