@@ -7,11 +7,11 @@ answered from it and the `PollPolicy`.  No clock reads: times come in.
 
 from __future__ import annotations
 
-import heapq
-import itertools
+import bisect
+import collections
 import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 
 from ._cadence import DurationModel, prior_for
 from ._config import PollPolicy
@@ -117,30 +117,42 @@ class Schedule:
 class Deadlines:
     """Every tracked job's deadline, soonest first.
 
-    Ended jobs leave their entries behind (removing from a heap's middle costs a
-    scan); they are skipped when due and dropped in bulk once they outnumber the
-    live ones.
+    Every job gets the same timeout from a monotonic clock, so deadlines arrive in
+    order: a queue, not a heap (no entry tuple, no sift per job).  An out-of-order
+    one (a clock that stepped back) is inserted in place.  Ended jobs leave their
+    entries behind (removing from the middle costs a scan); they are skipped when
+    due and dropped in bulk once they outnumber the live ones.
     """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Tracked]] = []
-        self._seq = itertools.count()
+        self._queue: collections.deque[Tracked] = collections.deque()
 
     def add(self, tracked: Tracked) -> None:
         """Expire *tracked* at ``tracked.deadline`` unless it ends before."""
-        heapq.heappush(self._heap, (tracked.deadline, next(self._seq), tracked))
+        queue = self._queue
+        if queue and tracked.deadline < queue[-1].deadline:
+            queue.insert(bisect.bisect_right(queue, tracked.deadline, key=_deadline), tracked)
+        else:
+            queue.append(tracked)
 
     def next_at(self) -> float:
         """When the soonest deadline passes (infinity when there is none)."""
-        return self._heap[0][0] if self._heap else math.inf
+        return self._queue[0].deadline if self._queue else math.inf
 
-    def expired(self, now: float, live: int) -> Iterator[Tracked]:
+    def expired(self, now: float, live: int) -> Sequence[Tracked]:
         """The jobs still running whose deadline is at or before *now* (*live*: jobs tracked)."""
-        heap = self._heap
-        if len(heap) > 2 * live + 1024:
-            self._heap = heap = [e for e in heap if e[2].outcome is None]
-            heapq.heapify(heap)
-        while heap and heap[0][0] <= now:
-            tracked = heapq.heappop(heap)[2]
+        queue = self._queue
+        if len(queue) > 2 * live + 1024:
+            self._queue = queue = collections.deque(t for t in queue if t.outcome is None)
+        if not queue or queue[0].deadline > now:
+            return ()  # the poller asks on every pass: nothing built when nothing is due
+        due: list[Tracked] = []
+        while queue and queue[0].deadline <= now:
+            tracked = queue.popleft()
             if tracked.outcome is None:
-                yield tracked
+                due.append(tracked)
+        return due
+
+
+def _deadline(tracked: Tracked) -> float:
+    return tracked.deadline

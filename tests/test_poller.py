@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import anyio
 import anyio.lowlevel
 import pytest
 
-from runninghub_async import Hooks, PollPolicy, RunningHub
+from runninghub_async import Hooks, PollPolicy, RunningHub, TaskCancelledError
+from runninghub_async._schedule import Deadlines
+from runninghub_async._tracked import Tracked
 from runninghub_async.testing import FakeRunningHub
 
 from .conftest import FAST_RETRY, ClientFactory
@@ -212,3 +216,40 @@ async def test_checks_waiting_for_a_place_go_as_soon_as_one_frees(
             results = [await job.wait() for job in jobs]
     assert [r.task_id for r in results] == [j.task_id for j in jobs]
     assert hooks.most == 1
+
+
+def _tracked(task_id: str, deadline: float) -> Tracked:
+    return Tracked(
+        task_id=task_id,
+        endpoint=None,
+        submitted_at=0.0,
+        deadline=deadline,
+        grace_until=0.0,
+        submitted=True,
+        slot=None,
+    )
+
+
+def test_deadlines_expire_in_order_even_when_the_clock_stepped_back() -> None:
+    deadlines = Deadlines()
+    for task_id, at in (("a", 1.0), ("b", 2.0), ("c", 3.0), ("late-clock", 1.5)):
+        deadlines.add(_tracked(task_id, at))
+    assert deadlines.next_at() == 1.0
+    assert [t.task_id for t in deadlines.expired(0.5, live=4)] == []
+    assert [t.task_id for t in deadlines.expired(2.0, live=4)] == ["a", "late-clock", "b"]
+    assert deadlines.next_at() == 3.0
+
+
+def test_deadlines_skip_ended_jobs_and_drop_them_once_they_pile_up() -> None:
+    deadlines = Deadlines()
+    jobs = [_tracked(str(i), float(i)) for i in range(3000)]
+    for tracked in jobs:
+        deadlines.add(tracked)
+    for tracked in jobs[:-1]:
+        tracked.outcome = TaskCancelledError(tracked.task_id)
+    # One job is live: the 2,999 ended entries are dropped, not kept until their deadline.
+    assert deadlines.next_at() == 0.0
+    assert [t.task_id for t in deadlines.expired(-1.0, live=1)] == []
+    assert deadlines.next_at() == 2999.0
+    assert [t.task_id for t in deadlines.expired(5000.0, live=1)] == ["2999"]
+    assert deadlines.next_at() == math.inf
