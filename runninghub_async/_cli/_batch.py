@@ -28,9 +28,11 @@ import attrs
 from .. import CostBudget
 from .._journal import FileJournal
 from ._backend import ClientOptions, Target, open_session
-from ._engine import Engine, Failure, list_outputs
+from ._engine import Engine
 from ._inputs import RequestBuilder, count_items, read_items
 from ._journal import LateJournal, resume_counts
+from ._ledger import Failure
+from ._plan import list_outputs
 from ._progress import Tracker, make_display, rich_console, show_while
 from ._stop import Interrupted, Stop
 from ._summary import print_summary, summarize
@@ -169,14 +171,14 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
     # Counted after the client closed: ends it learnt while closing are written.
     async with FileJournal(out_dir / JOURNAL_NAME) as reread:
         pending, _ = await resume_counts(reread)
-    failures_path = await write_failures(out_dir, engine.failures)
-    await write_manifest(out_dir, engine.outcomes)
+    failures_path = await write_failures(out_dir, engine.ledger.failures)
+    await write_manifest(out_dir, engine.ledger.outcomes)
     print_summary(
         summarize(engine=engine, tracker=tracker, stats=stats, wall=wall),
         title="summary",
         console=console,
     )
-    explain_failures(engine.failures, failures_path)
+    explain_failures(engine.ledger.failures, failures_path)
     if stop.requested.is_set():
         noun = "task" if pending == 1 else "tasks"
         raise Interrupted(
@@ -184,7 +186,7 @@ async def run_batch(target: Target, request: BatchRequest, stop: Stop) -> int:
             f"({pending} {noun} already submitted will be re-attached)",
             status=stop.exit_status,
         )
-    return 1 if engine.failures else 0
+    return 1 if engine.ledger.failures else 0
 
 
 def explain_failures(failures: Sequence[Failure], path: anyio.Path) -> None:

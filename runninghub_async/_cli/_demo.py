@@ -109,8 +109,8 @@ async def run_demo(target: Target, request: DemoRequest, stop: Stop) -> int:
             f"{FAKE_CONCURRENCY} (errorCode 421); the client absorbed every one and "
             "found the account's limit by itself."
         )
-    for failure in engine.failures[:5]:
+    for failure in engine.ledger.failures[:5]:
         print(f"failed: image {failure.item.index}: {failure.error_type}: {failure.message}")
     if stop.requested.is_set():
         raise Interrupted("interrupted", status=stop.exit_status)
-    return 1 if engine.failures else 0
+    return 1 if engine.ledger.failures else 0

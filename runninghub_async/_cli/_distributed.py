@@ -42,9 +42,11 @@ from ._batch import (
     EmptyInputError,
     write_records,
 )
-from ._engine import Engine, Failure, list_outputs
+from ._engine import Engine
 from ._inputs import Format, Item, _numbered_lines, count_items
 from ._journal import LateJournal
+from ._ledger import Failure
+from ._plan import list_outputs
 from ._progress import Tracker, make_display, rich_console, show_while
 from ._stop import Interrupted, Stop
 from ._summary import print_summary, summarize

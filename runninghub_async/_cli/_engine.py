@@ -4,7 +4,8 @@ Each item's submit goes through the client's journal (the library's `Journal`:
 ``FileJournal`` beside the output, or a ``RedisJournal`` shared by workers): the
 intent before the POST, the task id right after acceptance, the end when the job
 ends.  What a re-run does with an item follows from that record and from the
-files already in the output directory (`plan`).
+files already in the output directory (`_plan.plan`); what each item came to
+is written down in a `Ledger`.
 
 ``run_many`` is not used: a CLI batch mixes models line by line, prices items
 for ``--max-cost`` across models, reports an earlier run's failures instead of
@@ -26,40 +27,26 @@ which journals its task id even when its caller was cancelled.)
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
 import os
-import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from decimal import Decimal
 
 import anyio
 import anyio.lowlevel
-import attrs
 
 from .. import CostBudget, Job, JobResult, RunningHub, RunningHubError
 from .._journal import Journal, JournalEntry
 from .._journaling import end_status
 from .._limiter import Limiter, Slot
 from ._inputs import Item
+from ._ledger import BUDGET_ERROR, Failure, Ledger
+from ._plan import FINAL_STATUSES, Action, list_outputs, plan
 from ._progress import Tracker
 from ._stop import Stop
 
+# Planning and the records live in `_plan` and `_ledger`; their names stay
+# importable from here, where the journal tests look for them.
 __all__ = ["FINAL_STATUSES", "Action", "Engine", "Failure", "Settled", "list_outputs", "plan"]
-
-# Files ``RunningHub.download`` writes for a result: "<task_id>_<n>.<ext>", or
-# "<task_id>_<n>-<k>.<ext>" when the name was taken.
-_OUTPUT_NAME = re.compile(r"^(\d+)_\d+(?:-\d+)?\.[A-Za-z0-9]+$")
-
-# Journal ends that close an item for good: the task ended on RunningHub, and
-# running it again would cost again, so a re-run resubmits these only when asked.
-FINAL_STATUSES = {
-    "FAILED": "TaskFailedError",
-    "CANCEL": "TaskCancelledError",
-    "NOT_FOUND": "TaskNotFoundError",
-}
-
-_BUDGET = "BudgetExceededError"
 
 log = logging.getLogger("runninghub_async")
 
@@ -68,95 +55,6 @@ _ITEM_ERRORS = (RunningHubError, OSError, ValueError, TypeError)
 
 Settled = Callable[[Item, Mapping[str, object], "Failure | None", bool], Awaitable[None]]
 """Called once an item settled: its manifest record, its failure, whether it was skipped."""
-
-
-class Action(enum.Enum):
-    """What to do with an item, given what the journal and the output directory say."""
-
-    SUBMIT = "submit"
-    ATTACH = "attach"
-    SKIP = "skip"
-    REPORT = "report"  # an earlier run's failure or unknown outcome: report, send nothing
-
-
-def plan(
-    entry: JournalEntry | None,
-    on_disk: Mapping[str, tuple[str, ...]],
-    *,
-    resubmit_unknown: bool = False,
-    retry_failed: bool = False,
-) -> Action:
-    """Decide what to do with an item.
-
-    Args:
-        entry: what the journal knows of it.
-        on_disk: output files in the output directory, by task id.
-        resubmit_unknown: submit items whose earlier submit may have been accepted.
-        retry_failed: submit again items whose task failed on RunningHub.
-    """
-    if entry is None:
-        return Action.SUBMIT
-    if entry.task_id is not None and entry.status != "REJECTED":
-        if entry.task_id in on_disk:
-            return Action.SKIP
-        if entry.status in FINAL_STATUSES:
-            return Action.SUBMIT if retry_failed else Action.REPORT
-        # Outstanding, timed out, or done with its files gone: follow it again.
-        return Action.ATTACH
-    if entry.status is None:  # an intent and no answer: it may have been accepted
-        return Action.SUBMIT if resubmit_unknown else Action.REPORT
-    return Action.SUBMIT  # refused before acceptance: nothing was spent
-
-
-def list_outputs(directory: str | os.PathLike[str]) -> dict[str, tuple[str, ...]]:
-    """The output files in *directory*, by task id (blocking: run it in a thread)."""
-    found: dict[str, list[str]] = {}
-    try:
-        names = os.listdir(directory)
-    except FileNotFoundError:
-        return {}
-    for name in sorted(names):
-        match = _OUTPUT_NAME.match(name)
-        if match:
-            found.setdefault(match.group(1), []).append(name)
-    return {task_id: tuple(files) for task_id, files in found.items()}
-
-
-@attrs.frozen(kw_only=True)
-class Failure:
-    """An item that did not end with its files written.
-
-    Attributes:
-        item: the item.
-        task_id: its task, if it got one.
-        error_type: the exception's class name.
-        message: what went wrong.
-        earlier: the failure is an earlier run's, reported again (nothing was sent now).
-    """
-
-    item: Item
-    task_id: str | None
-    error_type: str
-    message: str
-    earlier: bool = False
-
-    @property
-    def outcome_unknown(self) -> bool:
-        """The item may have been accepted although no task id is known."""
-        return self.task_id is None and self.error_type == "SubmitOutcomeUnknownError"
-
-    def as_record(self) -> dict[str, object]:
-        """The failure as one object of the failures file."""
-        return {
-            "index": self.item.index,
-            "line": self.item.line,
-            "endpoint": self.item.endpoint or None,
-            "params": dict(self.item.params),
-            "task_id": self.task_id,
-            "error_type": self.error_type,
-            "error": self.message,
-            "earlier_run": self.earlier,
-        }
 
 
 class Engine:
@@ -216,23 +114,9 @@ class Engine:
         self._settled = settled
         self._submitting: dict[anyio.CancelScope, Item] = {}
         self._never_sent = False
-        self._skipped: set[int] = set()
-        self._failure_of: dict[int, Failure] = {}
-        self.failures: list[Failure] = []
-        """Every item that failed, in the order they failed."""
-        self.latencies: list[float] = []
-        """Seconds from acceptance to result, of each job submitted and finished in this run."""
-        self.files: list[str] = []
-        """The files written, relative to the output directory."""
-        self.submitted = 0
-        """Submits RunningHub accepted in this run."""
-        self.attached = 0
-        """Tasks of an earlier run (or of another worker) attached to."""
         self.budget = budget
-        self.cost = Decimal(0)
-        """What the tasks that ended in this run cost, as RunningHub reports it."""
-        self.outcomes: dict[int, dict[str, object]] = {}
-        """Each item's line, task id, status and files, by index (the manifest)."""
+        self.ledger = Ledger()
+        """What each item came to, the failures and the run's totals."""
 
     async def run(self, items: AsyncGenerator[Item, None]) -> None:
         """Run every item of *items*; return when all are finished or the user stopped.
@@ -282,48 +166,11 @@ class Engine:
     async def _guarded(self, item: Item) -> None:
         try:
             await self._item(item)
-            record = self.outcomes.get(item.index)
-            if self._settled is not None and record is not None:
-                skipped = item.index in self._skipped
-                await self._settled(item, record, self._failure_of.get(item.index), skipped)
+            settlement = self.ledger.settlement(item)
+            if self._settled is not None and settlement is not None:
+                await self._settled(item, *settlement)
         finally:
             self._window.release()
-
-    def _fail(
-        self,
-        item: Item,
-        task_id: str | None,
-        error_type: str,
-        message: str,
-        *,
-        earlier: bool = False,
-    ) -> None:
-        failure = Failure(
-            item=item, task_id=task_id, error_type=error_type, message=message, earlier=earlier
-        )
-        self.failures.append(failure)
-        self._failure_of[item.index] = failure
-        status = "not_run" if error_type == _BUDGET else "failed"
-        self._outcome(item, status, task_id, error=f"{error_type}: {message}")
-
-    def _outcome(
-        self,
-        item: Item,
-        status: str,
-        task_id: str | None,
-        files: tuple[str, ...] = (),
-        error: str | None = None,
-    ) -> None:
-        record: dict[str, object] = {
-            "index": item.index,
-            "line": item.line,
-            "task_id": task_id,
-            "status": status,
-            "files": list(files),
-        }
-        if error is not None:
-            record["error"] = error
-        self.outcomes[item.index] = record
 
     async def _entry(self, item: Item) -> JournalEntry | None:
         journal = self._journal
@@ -344,13 +191,13 @@ class Engine:
     async def _item(self, item: Item) -> None:
         tracker = self._tracker
         if item.problem is not None:
-            self._fail(item, None, "InvalidInputError", item.problem)
+            self.ledger.fail(item, None, "InvalidInputError", item.problem)
             tracker.finish(ok=False, started=False)
             return
         try:
             entry = await self._entry(item)
         except _ITEM_ERRORS as exc:  # the shared journal is unreachable
-            self._fail(item, None, type(exc).__name__, str(exc))
+            self.ledger.fail(item, None, type(exc).__name__, str(exc))
             tracker.finish(ok=False, started=False)
             return
         action = plan(
@@ -364,13 +211,12 @@ class Engine:
             assert entry.task_id is not None
             if entry.status is None:  # the files are there; the end was not recorded
                 await self._ended(item.key, "SUCCESS")
-            self._skipped.add(item.index)
-            self._outcome(item, "done", entry.task_id, self._on_disk[entry.task_id])
+            self.ledger.skipped(item, entry.task_id, self._on_disk[entry.task_id])
             tracker.skip()
             return
         if action is Action.REPORT:
             assert entry is not None
-            self._report_earlier(item, entry)
+            self.ledger.fail_earlier(item, entry)
             tracker.finish(ok=False, started=False)
             return
         if action is Action.ATTACH:
@@ -392,10 +238,10 @@ class Engine:
                 try:
                     job = self._client.attach(task_id, endpoint=item.endpoint or None)
                 except ValueError as exc:  # a journal edited by hand
-                    self._fail(item, task_id, type(exc).__name__, str(exc))
+                    self.ledger.fail(item, task_id, type(exc).__name__, str(exc))
                     self._tracker.finish(ok=False, started=False)
                     return
-                self.attached += 1
+                self.ledger.attached += 1
                 await self._finish(item, job, submitted=False)
             finally:
                 tg.cancel_scope.cancel()
@@ -425,17 +271,15 @@ class Engine:
             finally:
                 tracker.ended()  # its slot is free: it no longer counts as running
             if submitted:
-                self.latencies.append(anyio.current_time() - accepted_at)
-            if result.usage is not None and result.usage.consume_money is not None:
-                self.cost += result.usage.consume_money
+                self.ledger.latencies.append(anyio.current_time() - accepted_at)
+            self.ledger.charge(result)
             paths = await self._client.download(result, self._out_dir)
         except _ITEM_ERRORS as exc:
-            self._fail(item, job.task_id, type(exc).__name__, str(exc))
+            self.ledger.fail(item, job.task_id, type(exc).__name__, str(exc))
             tracker.saved(ok=False)
             return
         files = tuple(path.name for path in paths)  # written directly into out_dir
-        self.files.extend(files)
-        self._outcome(item, "done", job.task_id, files)
+        self.ledger.saved(item, job.task_id, files)
         tracker.saved(ok=True)
 
     async def _wait(self, item: Item, job: Job, *, submitted: bool) -> JobResult:
@@ -450,23 +294,6 @@ class Engine:
         if not submitted:
             await self._ended(item.key, "SUCCESS")
         return result
-
-    def _report_earlier(self, item: Item, entry: JournalEntry) -> None:
-        if entry.task_id is None:
-            message = (
-                "an earlier run was cut off while submitting this item, so RunningHub may "
-                "have accepted it; it was not sent again (check your tasks on RunningHub, "
-                "then re-run with --resubmit-unknown to send it anyway)"
-            )
-            self._fail(item, None, "SubmitOutcomeUnknownError", message, earlier=True)
-            return
-        status = entry.status or "FAILED"
-        message = (
-            f"task {entry.task_id} ended {status} on RunningHub in an earlier run "
-            "(--retry-failed submits it again)"
-        )
-        error_type = FINAL_STATUSES.get(status, "TaskFailedError")
-        self._fail(item, entry.task_id, error_type, message, earlier=True)
 
     async def _submit(self, item: Item) -> Job | None:
         """Submit *item* under its journal key; None if it did not go."""
@@ -483,10 +310,10 @@ class Engine:
                 try:
                     job = await self._client.submit(item.endpoint, item.params, key=key)
                 except _ITEM_ERRORS as exc:
-                    self._fail(item, None, type(exc).__name__, str(exc))
+                    self.ledger.fail(item, None, type(exc).__name__, str(exc))
                     self._tracker.finish(ok=False, started=False)
                     return None
-                self.submitted += 1
+                self.ledger.submitted += 1
                 return job
             finally:
                 del self._submitting[scope]
@@ -502,10 +329,10 @@ class Engine:
             if await self.budget.reserve(item.endpoint, item.params):
                 return True
         except _ITEM_ERRORS as exc:  # it could not be priced: it alone fails, unsent
-            self._fail(item, None, type(exc).__name__, f"could not be priced: {exc}")
+            self.ledger.fail(item, None, type(exc).__name__, f"could not be priced: {exc}")
             self._tracker.finish(ok=False, started=False)
             return False
         error = self.budget.exceeded()
-        self._fail(item, None, _BUDGET, str(error))
+        self.ledger.fail(item, None, BUDGET_ERROR, str(error))
         self._tracker.finish(ok=False, started=False)
         return False

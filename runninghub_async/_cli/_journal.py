@@ -3,7 +3,7 @@
 A batch records every submit through the client's journal (``RunningHub(journal=...)``):
 the intent before the POST, the task id right after acceptance, the end when the
 job ends (see ``runninghub_async._journal``).  A re-run reads it back to attach to
-tasks already submitted and to skip finished items; `_engine.plan` decides.
+tasks already submitted and to skip finished items; `_plan.plan` decides.
 
 The client enters its journal when it opens, but a batch must not create its
 output directory and journal before the key has been checked (a typo in the key

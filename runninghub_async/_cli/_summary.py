@@ -107,21 +107,22 @@ class Summary:
 
 def summarize(*, engine: Engine, tracker: Tracker, stats: ClientStatistics, wall: float) -> Summary:
     """The summary of a finished run."""
+    ledger = engine.ledger
     return Summary(
         jobs=tracker.total,
         done=tracker.done,
         failed=tracker.failed,
         skipped=tracker.skipped,
-        submitted=engine.submitted,
-        attached=engine.attached,
+        submitted=ledger.submitted,
+        attached=ledger.attached,
         wall=wall,
         queries=stats.poller.queries_sent,
         requests=stats.requests_sent,
-        p50=percentile(engine.latencies, 50),
-        p95=percentile(engine.latencies, 95),
+        p50=percentile(ledger.latencies, 50),
+        p95=percentile(ledger.latencies, 95),
         rejections=stats.limiter.rejections_absorbed,
-        files=len(engine.files),
-        cost=engine.cost,
+        files=len(ledger.files),
+        cost=ledger.cost,
         budget=engine.budget.limit if engine.budget is not None else None,
         reserved=engine.budget.spent if engine.budget is not None else None,
     )
