@@ -1,78 +1,41 @@
-"""`RedisLimiter`: one API key's slots and request rate, shared by processes through Redis."""
+"""`RedisLimiter`: one API key's slots and request rate, shared by processes through Redis.
+
+The limiter is the face the client sees and the owner of the background work:
+its worker task drives this process's `SlotLedger` (``_redis_slots``) and pushes
+the throttles of its `RedisRate` (``_redis_rate``); the Lua scripts they run are
+in ``_redis_lua``.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import math
 import os
 import socket
 import uuid
-from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import anyio
 import anyio.abc
-import attrs
 import redis.asyncio
 import redis.exceptions
 
-from . import _redis_lua as lua
 from ._errors import CoordinationUnavailableError
 from ._limiter import LimiterStatistics
 from ._redis_rate import RedisRate
+from ._redis_slots import BACKOFF, RedisSlot, SlotLedger
 
 __all__ = ["RedisLimiter", "RedisSlot"]
 
 log = logging.getLogger("runninghub_async")
-
-_BACKOFF = (0.05, 0.5)  # reconnect backoff: first and longest, seconds
 
 
 def namespace(api_key: str) -> str:
     """The Redis key prefix of one API key: a hash of it, never the key itself."""
     digest = hashlib.sha256(api_key.encode("utf-8")).hexdigest()[:16]
     return f"rh:{{{digest}}}:"
-
-
-@attrs.define(eq=False)
-class _Waiter:
-    ticket: str
-    front: bool
-    since: float
-    event: anyio.Event = attrs.field(factory=anyio.Event)
-    slot: RedisSlot | None = None
-    score: str | None = None  # its place in the shared queue, once joined
-    error: BaseException | None = None
-
-
-class RedisSlot:
-    """One slot held through a lease in Redis.
-
-    ``release()`` is synchronous and idempotent; the limiter's worker removes the
-    lease.  A slot whose lease lapsed (its process was paused past the lease) is
-    ``lost``: its release is a no-op, logged as a warning.
-    """
-
-    __slots__ = ("_limiter", "id", "lost", "released")
-
-    def __init__(self, limiter: RedisLimiter, lease_id: str) -> None:
-        self._limiter = limiter
-        self.id = lease_id
-        self.released = False
-        self.lost = False
-
-    def release(self) -> None:
-        """Give the slot back (only the first call counts)."""
-        if not self.released:
-            self.released = True
-            self._limiter._release(self)
-
-    def __repr__(self) -> str:
-        state = "lost" if self.lost else "released" if self.released else "held"
-        return f"<RedisSlot {self.id} {state}>"
 
 
 class RedisLimiter:
@@ -152,25 +115,9 @@ class RedisLimiter:
         self.unavailable_timeout = unavailable_timeout
         ns = namespace(api_key)
         self.namespace = ns
-        self._slot_keys = [ns + k for k in ("leases", "queue", "tickets", "window", "epoch")]
-        self._slot_keys.append(ns + "members")
-        self._channel = ns + "released"
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._ids = itertools.count()
-        self._slots_script = client.register_script(lua.SLOTS)
+        self._slots = SlotLedger(client, ns, self.process_id, max_in_flight)
         self._rate = RedisRate(client, ns, requests_per_second)
-        # Local state; only the worker task talks to Redis about slots, so it
-        # always matches what Redis was last told.
-        self._waiters: dict[str, _Waiter] = {}
-        self._held: dict[str, RedisSlot] = {}
-        self._to_join: list[_Waiter] = []
-        self._to_release: list[str] = []
-        self._to_leave: list[str] = []
-        self._window_ops: list[str] = []
-        self._kick = anyio.Event()
-        self._epoch = ""
-        self._window = max_in_flight
-        self._members = 1
         self._down_since: float | None = None
         self.rejections_absorbed = 0
         self._tg: anyio.abc.TaskGroup | None = None
@@ -224,7 +171,7 @@ class RedisLimiter:
         await tg.__aenter__()
         self._tg = tg
         tg.start_soon(self._worker)
-        tg.start_soon(self._listen)
+        tg.start_soon(self._slots.listen)
         return self
 
     async def __aexit__(
@@ -241,15 +188,14 @@ class RedisLimiter:
         try:
             await tg.__aexit__(exc_type, exc, tb)
         finally:
-            closed = CoordinationUnavailableError("the limiter was closed")
-            for waiter in list(self._waiters.values()):
-                waiter.error = closed
-                waiter.event.set()
+            self._slots.fail_all(CoordinationUnavailableError("the limiter was closed"))
             # Give back everything this process holds, so others need not wait
             # for the leases to lapse.  Best effort, bounded.
             with anyio.move_on_after(2.0, shield=True):
                 try:
-                    await self._step(renew=False, leaving=True)
+                    await self._slots.step(
+                        lease=self.lease, limit=self.limit, renew=False, leaving=True
+                    )
                 except redis.exceptions.RedisError as error:
                     log.warning("could not release this process's slots in Redis: %s", error)
             if self._close_client:
@@ -271,57 +217,23 @@ class RedisLimiter:
         """
         if self._tg is None:
             raise RuntimeError("the limiter is not open; use `async with`")
-        waiter = _Waiter(f"{self.process_id}:{next(self._ids):012d}", front, anyio.current_time())
-        self._waiters[waiter.ticket] = waiter
-        self._to_join.append(waiter)
-        self._kick.set()
-        try:
-            await waiter.event.wait()
-        except BaseException:
-            self._abandon(waiter)
-            raise
-        if waiter.error is not None:
-            raise waiter.error
-        assert waiter.slot is not None
-        return waiter.slot
-
-    def _abandon(self, waiter: _Waiter) -> None:
-        if waiter.slot is not None:
-            waiter.slot.release()
-            return
-        self._waiters.pop(waiter.ticket, None)
-        if waiter in self._to_join:
-            self._to_join.remove(waiter)  # never told to Redis
-        else:
-            self._to_leave.append(waiter.ticket)
-            self._kick.set()
-
-    def _release(self, slot: RedisSlot) -> None:
-        if self._held.pop(slot.id, None) is None:
-            log.warning("slot %s was reclaimed (its lease lapsed); release is a no-op", slot.id)
-            return
-        self._to_release.append(slot.id)
-        self._kick.set()
+        return await self._slots.acquire(front=front)
 
     def slot_rejected(self) -> None:
         """A submit holding a slot got 421: shrink the shared window to the other slots held."""
         self.rejections_absorbed += 1
-        self._window_ops.append("r")
-        self._kick.set()
+        self._slots.window_op("r")
 
     def slot_accepted(self) -> None:
         """A submit was accepted: grow the shared window back toward the limit."""
-        if self._window < self.limit or self._window_ops:
-            self._window_ops.append("a")
-            self._kick.set()
+        self._slots.accepted(self.limit)
 
     def set_limit(self, limit: int) -> None:
         """Change max_in_flight (and reset the shared window to it)."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit!r}")
         self.limit = limit
-        self._window_ops.append("z")
-        self._kick.set()
+        self._slots.window_op("z")
 
     def try_acquire_slot(self) -> RedisSlot | None:
         """None: a shared slot is only ever granted through Redis (`acquire_slot`)."""
@@ -329,121 +241,51 @@ class RedisLimiter:
 
     def slot_demand(self) -> bool:
         """Whether callers of this process wait for a slot (others' waiters are not seen)."""
-        return bool(self._waiters)
+        return self._slots.waiting > 0
 
     def statistics(self) -> LimiterStatistics:
         """A snapshot: the shared window as last seen, and this process's slots and queues."""
         return LimiterStatistics(
             max_in_flight=self.limit,
-            window=self._window,
-            in_flight=len(self._held),
-            waiting_for_slot=len(self._waiters),
+            window=self._slots.window,
+            in_flight=self._slots.in_flight,
+            waiting_for_slot=self._slots.waiting,
             waiting_for_rate=self._rate.waiting,
             rejections_absorbed=self.rejections_absorbed,
         )
 
     async def _worker(self) -> None:
         """The one task that tells Redis about this process's slots, and learns grants."""
+        slots = self._slots
         heartbeat_due = -math.inf
-        backoff = _BACKOFF[0]
+        backoff = BACKOFF[0]
         while True:
             now = anyio.current_time()
             if heartbeat_due <= now:
                 renew = True
             else:
-                pending = self._to_join or self._to_release or self._to_leave
-                if not (pending or self._window_ops or self._rate.throttles_pending):
+                if not (slots.has_work or self._rate.throttles_pending):
                     wait = heartbeat_due - now
-                    if self._waiters:
+                    if slots.waiting:
                         wait = min(wait, self.poll_interval)
                     with anyio.move_on_after(wait):
-                        await self._kick.wait()
-                self._kick = anyio.Event()
+                        await slots.woken()
+                slots.rearm()
                 renew = heartbeat_due <= anyio.current_time()
             try:
                 await self._rate.push_throttles()
-                await self._step(renew=renew, leaving=False)
+                await slots.step(lease=self.lease, limit=self.limit, renew=renew, leaving=False)
             except redis.exceptions.RedisError as error:
                 self._unavailable(error)
                 await anyio.sleep(backoff)
-                backoff = min(_BACKOFF[1], backoff * 2)
+                backoff = min(BACKOFF[1], backoff * 2)
                 continue
-            backoff = _BACKOFF[0]
+            backoff = BACKOFF[0]
             if self._down_since is not None:
                 log.warning("Redis answers again; slots are coordinated again")
                 self._down_since = None
             if renew:
                 heartbeat_due = anyio.current_time() + self.lease / 3
-
-    async def _step(self, *, renew: bool, leaving: bool) -> None:
-        joins, self._to_join = self._to_join, []
-        releases, self._to_release = self._to_release, []
-        leaves, self._to_leave = self._to_leave, []
-        ops, self._window_ops = self._window_ops, []
-        if leaving:
-            releases += list(self._held)
-            leaves += [w.ticket for w in self._waiters.values() if w.score is not None]
-            joins = []
-        waiting = [w for w in self._waiters.values() if w.score is not None]
-        held = list(self._held) if renew else []
-        args: list[Any] = [
-            self.lease,
-            self.limit,
-            self.process_id + ":",
-            self.process_id,
-            uuid.uuid4().hex,
-            self._epoch,
-            int(renew),
-            "".join(ops),
-            self._channel,
-            int(leaving),
-        ]
-        args += _counted(releases)
-        args += _counted(leaves)
-        args += _pairs([(w.ticket, int(w.front)) for w in joins])
-        args += _counted(held)
-        args += _pairs([(w.ticket, w.score) for w in waiting] if renew else [])
-        try:
-            reply = await self._slots_script(keys=self._slot_keys, args=args)
-        except BaseException:
-            # Not told (or not known to be told): tell it again next time.  A
-            # waiter that left meanwhile is not re-joined; a repeated release or
-            # leave is harmless.
-            self._to_join[:0] = [w for w in joins if w.ticket in self._waiters]
-            self._to_release[:0] = releases
-            self._to_leave[:0] = leaves
-            self._window_ops[:0] = ops
-            raise
-        epoch, window, _, granted, expired, lost, scores, members = reply
-        if renew:
-            self._epoch = epoch.decode()
-            self._members = max(1, int(members))
-        elif self._epoch and epoch.decode() != self._epoch:
-            # Redis lost its data: rebuild at once, not at the next heartbeat.
-            self._kick.set()
-        self._window = int(window)
-        for joined, score in zip(joins, scores, strict=True):
-            joined.score = score.decode()
-        for raw in expired:
-            log.warning("slot %s had been reclaimed (its lease lapsed) when released", raw.decode())
-        for raw in lost:
-            slot = self._held.pop(raw.decode(), None)
-            if slot is not None:
-                slot.lost = True
-                log.warning(
-                    "slot %s was reclaimed while held (this process was paused past "
-                    "its %s s lease)",
-                    slot.id,
-                    self.lease,
-                )
-        for raw in granted:
-            ticket = raw.decode()
-            waiter = self._waiters.pop(ticket, None)
-            if waiter is None:
-                continue  # it left meanwhile; the leave queued then drops the lease
-            waiter.slot = RedisSlot(self, ticket)
-            self._held[ticket] = waiter.slot
-            waiter.event.set()
 
     def _unavailable(self, error: Exception) -> None:
         now = anyio.current_time()
@@ -453,36 +295,9 @@ class RedisLimiter:
         failure = CoordinationUnavailableError(
             f"Redis unreachable for {self.unavailable_timeout} s: {error}"
         )
-        for waiter in list(self._waiters.values()):
-            if now - max(self._down_since, waiter.since) >= self.unavailable_timeout:
-                self._waiters.pop(waiter.ticket)
-                if waiter in self._to_join:
-                    self._to_join.remove(waiter)
-                else:
-                    self._to_leave.append(waiter.ticket)
-                waiter.error = failure
-                waiter.event.set()
-
-    async def _listen(self) -> None:
-        """Wake the worker when another process releases a slot (polling backs this up)."""
-        backoff = _BACKOFF[0]
-        own = self.process_id.encode()
-        while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._channel)
-                backoff = _BACKOFF[0]
-                while True:
-                    # A bounded wait: a blocking read would hit the socket timeout.
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("data") != own:
-                        self._kick.set()
-            except redis.exceptions.RedisError:
-                await anyio.sleep(backoff)
-                backoff = min(_BACKOFF[1], backoff * 2)
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+        self._slots.give_up(
+            failure, now=now, down_since=self._down_since, timeout=self.unavailable_timeout
+        )
 
     # -- request rate -------------------------------------------------------------
 
@@ -492,18 +307,10 @@ class RedisLimiter:
         Fails open: while Redis is unreachable, calls are paced locally at the
         rate divided by the processes last seen sharing the key.
         """
-        await self._rate.acquire(self._members)
+        await self._rate.acquire(self._slots.members)
 
     def throttled(self, retry_after: float | None = None) -> None:
         """RunningHub said slow down: halve the shared rate, pause everyone *retry_after* s."""
         self.rejections_absorbed += 1
         self._rate.throttled(retry_after)
-        self._kick.set()
-
-
-def _counted(items: Sequence[str]) -> list[Any]:
-    return [len(items), *items]
-
-
-def _pairs(items: Sequence[tuple[str, Any]]) -> list[Any]:
-    return [len(items), *itertools.chain.from_iterable(items)]
+        self._slots.wake()
