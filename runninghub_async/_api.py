@@ -33,7 +33,7 @@ from ._fast_wire import fast_snapshot
 from ._models import AccountStatus, QueueStatus, TaskSnapshot, TaskStatus, UploadedFile
 from ._transport import Answer, FormFile, Transport
 
-__all__ = ["Api", "decode_json", "encode_json"]
+__all__ = ["UNENCODABLE", "Api", "decode_json", "encode_json", "unencodable"]
 
 log = logging.getLogger("runninghub_async")
 T = TypeVar("T")
@@ -64,10 +64,31 @@ def encode_json(value: Any) -> bytes:
     """*value* as strict JSON bytes (NaN, infinity and non-JSON types refused).
 
     Raises:
-        ValueError: NaN or infinity.
+        ValueError: NaN or infinity, a value that contains itself, or text with a
+            lone surrogate (`UnicodeEncodeError`: UTF-8 cannot carry it).
         TypeError: a value JSON cannot represent (a set, a Decimal, a Path, ...).
+        RecursionError: nesting deeper than the interpreter's recursion limit.
     """
     return _ENCODER.encode(value).encode()
+
+
+# What `encode_json` raises for a value it cannot send.
+UNENCODABLE: Final = (TypeError, ValueError, RecursionError)
+
+
+def unencodable(value: Any, error: BaseException) -> str:
+    """Why *value* cannot be sent as JSON, from what `encode_json` raised (*error*)."""
+    if isinstance(error, UnicodeError):
+        return "has text with a lone surrogate, which UTF-8 cannot carry"
+    if isinstance(error, RecursionError):
+        return "is nested too deeply to send"
+    if isinstance(error, ValueError):
+        if "ircular" in str(error):  # json's "Circular reference detected"
+            return "contains itself"
+        return "is or holds a NaN or infinite number"
+    if isinstance(value, list | tuple | dict):
+        return f"holds a value JSON cannot carry ({error})"
+    return f"is a {type(value).__name__}, which JSON cannot carry"
 
 
 def _depth_ok(value: Any) -> bool:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from . import _catalog, _uploads
-from ._api import encode_json
+from ._api import UNENCODABLE, encode_json, unencodable
 from ._app_runs import AppRuns
 from ._errors import APIError, InvalidParametersError, invalid_parameter
 from ._extras_models import ApiKeyInfo, LoraUpload, Price, ResourcePage, WebhookDetail
@@ -81,8 +81,8 @@ class ApiExtras(AppRuns):
                 raise _catalog.invalid_parameters(spec, problems)
         try:
             body = encode_json(preview_params(params))
-        except (TypeError, ValueError):
-            raise invalid_parameter("params", "cannot be encoded as JSON", endpoint=path) from None
+        except UNENCODABLE as exc:
+            raise invalid_parameter("params", unencodable(params, exc), endpoint=path) from None
         try:
             found = await self._api.price_preview(path, body)
         except APIError as exc:
@@ -263,6 +263,6 @@ class ApiExtras(AppRuns):
             body = {field: key, **(body or {})}
         try:
             encode_json(body)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"json cannot be sent as JSON: {exc}") from None
+        except UNENCODABLE as exc:
+            raise ValueError(f"json {unencodable(body, exc)}") from None
         return await self._api.call(verb, path, json_body=body, retry=verb == "GET")

@@ -19,7 +19,7 @@ from typing import Any, Final
 import attrs
 
 from . import _catalog
-from ._api import encode_json
+from ._api import UNENCODABLE, encode_json, unencodable
 from ._catalog import Catalog
 from ._errors import invalid_parameter
 from ._specs import EndpointSpec, ParamSpec
@@ -207,16 +207,13 @@ def _encoded(body: Mapping[str, Any], path: str) -> bytes:
     """*body* as JSON, or an `InvalidParametersError` naming the field JSON cannot hold."""
     try:
         return encode_json(body)
-    except (TypeError, ValueError, RecursionError):
+    except UNENCODABLE:
         pass
     for name, value in body.items():
         try:
             encode_json(value)
-        except (TypeError, ValueError, RecursionError) as exc:
-            problem = (
-                "is NaN or infinite"
-                if isinstance(exc, ValueError)
-                else f"is a {type(value).__name__}, which JSON cannot carry"
-            )
-            raise invalid_parameter(name, problem, value=value, endpoint=path) from None
+        except UNENCODABLE as exc:
+            raise invalid_parameter(
+                name, unencodable(value, exc), value=value, endpoint=path
+            ) from None
     raise invalid_parameter("params", "cannot be encoded as JSON", endpoint=path)

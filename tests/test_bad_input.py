@@ -68,6 +68,44 @@ async def test_bad_submits_fail_before_any_request(
         assert (await client.run(T2I, GOOD)).outputs  # the shared client still works
 
 
+def _contains_itself() -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    value["self"] = value
+    return value
+
+
+def _deep(levels: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("a lone \ud800 surrogate", "has text with a lone surrogate"),
+        (_contains_itself(), "contains itself"),
+        (_deep(100_000), "is nested too deeply"),
+        ([1.0, math.inf], "is or holds a NaN or infinite number"),
+        (["ok", {1, 2}], "holds a value JSON cannot carry"),
+        ({1, 2}, "is a set"),
+    ],
+)
+async def test_a_value_json_cannot_carry_is_named_with_the_reason(
+    value: Any, why: str, fake: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """The error names the field and says why, for submit and price, before any request."""
+    async with make_client(validate=False) as client:
+        before = fake.stats.requests_total
+        with pytest.raises(InvalidParametersError, match=f"prompt {why}") as raised:
+            await client.submit(RAW, {"prompt": value})
+        assert raised.value.field == "prompt"
+        with pytest.raises(InvalidParametersError, match="params"):
+            await client.price(RAW, {"prompt": value})
+        assert fake.stats.requests_total == before
+
+
 async def test_an_unknown_model_names_the_closest_ones(client: RunningHub) -> None:
     """A typo of a model name says which names are close."""
     with pytest.raises(InvalidParametersError) as caught:
