@@ -54,7 +54,7 @@ from ._models import (
     JobResult,
 )
 from ._poller import PollerStatistics, Tracked
-from ._prepare import Preparer, Request
+from ._prepare import Preparer, Request, check_webhook_url
 from ._specs import ParamSpec
 
 __all__ = ["ClientStatistics", "RunningHub"]
@@ -292,20 +292,26 @@ class RunningHub(
             endpoint: a path below ``/openapi/v2/`` (``"rhart-image-n-pro/text-to-image"``)
                 or a documented name (``"nano-banana-pro/text-to-image-channel-low-price"``).
             params: the request body, with RunningHub's camelCase names.
-            webhook_url: a URL RunningHub calls when the task ends (sent as is,
-                overriding the client's ``webhook_url``).
+            webhook_url: an http(s) URL RunningHub calls when the task ends
+                (overriding the client's ``webhook_url``; no per-task token).
             key: the journal key of this submit (default: a fresh one), when the
                 client has a ``journal``.
 
         Raises:
-            InvalidParametersError: the endpoint or params are not valid (nothing
-                was sent; ``field`` names the culprit), or RunningHub rejected them.
-            TypeError: *params* is not a mapping, or *endpoint* not a str.
+            InvalidParametersError: the endpoint, params or *webhook_url* are not
+                valid (nothing was sent or uploaded; ``field`` names the culprit),
+                or RunningHub rejected them.
+            TypeError: *params* is not a mapping, *endpoint* or *webhook_url* not
+                a str, or *key* not a non-empty str.
             SubmitOutcomeUnknownError: the submit was sent but no answer came back.
             AuthenticationError, InsufficientBalanceError, APIError: RunningHub refused.
             ClientClosedError: the client is not open, or closed before sending.
         """
         live = self._open()
+        if webhook_url is not None:
+            webhook_url = check_webhook_url(webhook_url)
+        if key is not None and (not isinstance(key, str) or not key):
+            raise TypeError(f"key must be a non-empty str, got {key!r}")
         gate = self._admission  # None when the slots already bound the submits
         if gate is not None:
             await gate.acquire()

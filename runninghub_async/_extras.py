@@ -20,7 +20,7 @@ from ._api import UNENCODABLE, encode_json, unencodable
 from ._app_runs import AppRuns
 from ._errors import APIError, InvalidParametersError, invalid_parameter
 from ._extras_models import ApiKeyInfo, LoraUpload, Price, ResourcePage, WebhookDetail
-from ._prepare import endpoint_path, task_id_of
+from ._prepare import check_webhook_url, endpoint_path, task_id_of
 from ._pricing import catalog_price, preview_params
 
 if TYPE_CHECKING:
@@ -126,8 +126,8 @@ class ApiExtras(AppRuns):
         Raises:
             Everything ``webhook_detail`` raises.
         """
-        if webhook_url is not None and not webhook_url.startswith(("https://", "http://")):
-            raise invalid_parameter("webhook_url", "is not an http(s) URL", value=webhook_url)
+        if webhook_url is not None:
+            webhook_url = check_webhook_url(webhook_url)
         detail = await self.webhook_detail(task_id)
         await self._api.retry_webhook(detail.id, webhook_url)
 

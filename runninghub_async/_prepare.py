@@ -21,6 +21,7 @@ import attrs
 from . import _catalog
 from ._api import UNENCODABLE, encode_json, unencodable
 from ._catalog import Catalog
+from ._config import check_base_url
 from ._errors import invalid_parameter
 from ._specs import EndpointSpec, ParamSpec
 from ._uploads import LocalFile, inspect_local
@@ -195,12 +196,26 @@ class Preparer:
         """The encoded request, with a webhook URL (and its per-task token) added."""
         token = None
         if webhook_url is not None:
-            body["webhookUrl"] = webhook_url
+            body["webhookUrl"] = webhook_url  # checked by the caller, before any upload
         elif self._webhook_url is not None:
             token = secrets.token_urlsafe(18)
             joiner = "&" if "?" in self._webhook_url else "?"
             body["webhookUrl"] = f"{self._webhook_url}{joiner}{TOKEN_PARAM}={token}"
         return Request(path, _encoded(body, path), params, token)
+
+
+def check_webhook_url(url: object) -> str:
+    """*url* as given, if RunningHub can call it back: an absolute http(s) URL of a host.
+
+    Raises:
+        TypeError: *url* is not a str.
+        InvalidParametersError: anything else is wrong with it (a ValueError too).
+    """
+    try:
+        return check_base_url(url, name="webhook_url", query=True)
+    except ValueError as exc:
+        problem = str(exc).removeprefix("webhook_url ")
+        raise invalid_parameter("webhook_url", problem) from None
 
 
 def _encoded(body: Mapping[str, Any], path: str) -> bytes:

@@ -68,6 +68,36 @@ async def test_bad_submits_fail_before_any_request(
         assert (await client.run(T2I, GOOD)).outputs  # the shared client still works
 
 
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"webhook_url": "ftp://example.com/hook"}, InvalidParametersError),
+        ({"webhook_url": "https://example.com/x\r\nX-Injected: 1"}, InvalidParametersError),
+        ({"webhook_url": "https://user:pw@example.com/hook"}, InvalidParametersError),
+        ({"webhook_url": "/relative/hook"}, InvalidParametersError),
+        ({"webhook_url": b"https://example.com/hook"}, TypeError),
+        ({"key": 123}, TypeError),
+        ({"key": ""}, TypeError),
+    ],
+)
+async def test_bad_submit_options_fail_before_any_upload_or_request(
+    options: dict[str, Any],
+    error: type[Exception],
+    fake: FakeRunningHub,
+    make_client: ClientFactory,
+    tmp_path: pathlib.Path,
+) -> None:
+    """A bad per-call webhook URL or journal key is refused before the local image is uploaded."""
+    image = tmp_path / "in.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    params = {"prompt": "x", "imageUrls": [image], "resolution": "1k"}
+    async with make_client() as client:
+        before = fake.stats.requests_total
+        with pytest.raises(error):
+            await client.submit("rhart-image-n-pro/edit", params, **options)
+        assert fake.stats.requests_total == before
+
+
 def _contains_itself() -> dict[str, Any]:
     value: dict[str, Any] = {}
     value["self"] = value
