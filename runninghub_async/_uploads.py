@@ -2,7 +2,8 @@
 
 Uploads stream from the file (never reading it whole into memory on the loop),
 check its size before anything is sent, and are content-addressed: a client
-uploads the same bytes once, even when several calls ask at the same moment.
+uploads the same bytes once, even when several calls ask at the same moment
+(the cache that shares them is `_upload_cache.UploadCache`, re-exported here).
 File I/O goes through anyio (worker threads), so the event loop never blocks.
 """
 
@@ -15,7 +16,7 @@ import os
 import pathlib
 import stat
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, BinaryIO, Final, cast
 
 import anyio
@@ -27,6 +28,8 @@ from ._errors import FileTooLargeError, InvalidParametersError
 from ._images import data_uri_size, image_label
 from ._models import UploadedFile
 from ._transport import FormFile
+from ._upload_cache import UPLOAD_REUSE_SECONDS as UPLOAD_REUSE_SECONDS
+from ._upload_cache import UploadCache
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -45,9 +48,6 @@ MAX_UPLOAD_BYTES: Final = 30 * MB
 """The largest file ``upload()`` sends by default: the documented legacy limit, as
 the new endpoint's own limit is unknown (runninghub-api.md section 4.1)."""
 
-# An upload's download_url is documented valid for one day; reusing it for half
-# that leaves a queued job plenty of time to fetch it.
-UPLOAD_REUSE_SECONDS: Final = 12 * 3600.0
 # Hashing small byte strings on the loop is cheaper than a thread hop.
 _INLINE_HASH_BYTES: Final = 1 * MB
 _CHUNK: Final = 256 * 1024
@@ -284,63 +284,6 @@ def _upload_name(local: LocalFile, digest: str, head: bytes) -> str:
     if ext is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         ext = "webp"
     return f"{digest[:16]}.{ext or 'bin'}"
-
-
-# -- the upload cache ----------------------------------------------------------------
-
-
-class UploadCache:
-    """What a client uploaded, by content hash: the same bytes are uploaded once.
-
-    Concurrent uploads of the same content share one request: the first caller
-    uploads, the others wait for it.  If that upload fails or is cancelled, a
-    waiter takes over (it never inherits another caller's cancellation).
-    Entries are reused for `UPLOAD_REUSE_SECONDS`, well inside the one day
-    RunningHub keeps an upload's URL valid.
-    """
-
-    def __init__(self, reuse_seconds: float = UPLOAD_REUSE_SECONDS) -> None:
-        self._reuse_seconds = reuse_seconds
-        self._done: dict[str, tuple[float, UploadedFile]] = {}
-        self._pending: dict[str, anyio.Event] = {}
-
-    def _fresh(self, digest: str, now: float) -> UploadedFile | None:
-        entry = self._done.get(digest)
-        if entry is None:
-            return None
-        if now - entry[0] >= self._reuse_seconds:
-            del self._done[digest]
-            return None
-        return entry[1]
-
-    async def get_or_upload(
-        self, digest: str, upload: Callable[[], Awaitable[UploadedFile]]
-    ) -> UploadedFile:
-        """The upload of content *digest*: cached, awaited from another caller, or done now."""
-        while True:
-            hit = self._fresh(digest, anyio.current_time())
-            if hit is not None:
-                return hit
-            pending = self._pending.get(digest)
-            if pending is None:
-                break
-            await pending.wait()
-        # No await since the checks above: this caller is now the only uploader.
-        event = self._pending[digest] = anyio.Event()
-        try:
-            uploaded = await upload()
-            now = anyio.current_time()
-            self._done[digest] = (now, uploaded)
-            self._prune(now)
-            return uploaded
-        finally:
-            del self._pending[digest]
-            event.set()
-
-    def _prune(self, now: float) -> None:
-        stale = [d for d, (at, _) in self._done.items() if now - at >= self._reuse_seconds]
-        for digest in stale:
-            del self._done[digest]
 
 
 # -- uploads -------------------------------------------------------------------------

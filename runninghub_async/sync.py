@@ -21,26 +21,11 @@ and raises the very exceptions the async one raises.  In async code, use
 from __future__ import annotations
 
 import contextlib
-import enum
-import sys
-import threading
-import warnings
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Generator,
-    Iterable,
-    Mapping,
-)
-from concurrent.futures import CancelledError as FutureCancelledError
-from concurrent.futures import Future
+from collections.abc import Callable, Generator, Iterable, Mapping
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._client import ClientStatistics
 from ._client import RunningHub as AsyncRunningHub
@@ -56,44 +41,12 @@ from ._models import (
     TaskStatus,
 )
 from ._sync_extras import SyncExtras, SyncFiles
+from ._sync_portal import PortalClient, State
 
 __all__ = ["Job", "RunningHub"]
 
-_T = TypeVar("_T")
 
-# A blocked lock wait is interrupted by Ctrl-C on POSIX, not on Windows: there the
-# wait is sliced so that KeyboardInterrupt gets a chance to be raised.
-_WAIT_SLICE = 0.25 if sys.platform == "win32" else None
-
-
-class _State(enum.Enum):
-    UNOPENED = "unopened"
-    OPEN = "open"
-    CLOSED = "closed"
-
-
-class _End:
-    """Marks the end of an async iterator crossing the portal."""
-
-
-_END = _End()
-
-
-async def _next_or_end(iterator: AsyncIterator[_T]) -> _T | _End:
-    try:
-        return await anext(iterator)
-    except StopAsyncIteration:
-        return _END
-
-
-def _stop_portal(portal: BlockingPortal) -> None:
-    # After the client has closed, whatever still runs in the portal is a call
-    # nobody can complete: cancel it rather than wait for it.
-    with contextlib.suppress(RuntimeError):
-        portal.call(portal.stop, True)
-
-
-class RunningHub(SyncExtras, SyncFiles):
+class RunningHub(PortalClient, SyncExtras, SyncFiles):
     """The blocking ``runninghub_async.RunningHub``: same methods, same errors, same limits.
 
     Construct it with exactly the keyword arguments of the async client (they are
@@ -117,150 +70,21 @@ class RunningHub(SyncExtras, SyncFiles):
         ValueError, TypeError: an argument is out of range or unknown.
     """
 
+    # ``with``, ``close()`` and the calls across to the loop thread (``_call``,
+    # ``_iterate``) come from `PortalClient`; this class is the typed surface.
     def __init__(self, **options: Any) -> None:
-        self._client = AsyncRunningHub(**options)
-        self._lock = threading.Lock()
-        self._state = _State.UNOPENED
-        self._portal: BlockingPortal | None = None
-        self._stack: contextlib.ExitStack | None = None
+        super().__init__(AsyncRunningHub(**options))
 
     @property
     def base_url(self) -> str:
         """The API host the client talks to."""
         return self._client.base_url
 
-    # -- lifecycle ----------------------------------------------------------------
-
-    def __enter__(self) -> RunningHub:
-        with self._lock:
-            if self._state is _State.CLOSED:
-                raise RuntimeError("a RunningHub client can be opened only once; make a new one")
-            if self._state is _State.UNOPENED:
-                self._open_locked()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close the client and end its thread; waits still running get ``ClientClosedError``.
-
-        Closing twice, or a client never started, is fine.
-        """
-        with self._lock:
-            stack, self._stack = self._stack, None
-            self._state = _State.CLOSED
-        if stack is not None:
-            stack.close()
-
-    def __del__(self) -> None:
-        # No I/O here: a finalizer may run on any thread, the portal's own included.
-        if getattr(self, "_state", None) is _State.OPEN:
-            warnings.warn(
-                f"unclosed {self!r}: call close() or use `with`",
-                ResourceWarning,
-                stacklevel=1,
-                source=self,
-            )
-
     def __repr__(self) -> str:
         return f"<runninghub_async.sync.RunningHub {self.base_url} {self._state.value}>"
 
-    def _open_locked(self) -> None:
-        with contextlib.ExitStack() as stack:
-            try:
-                portal = stack.enter_context(
-                    start_blocking_portal("asyncio", name="runninghub-sync")
-                )
-                stack.callback(_stop_portal, portal)
-                # Entered and left by one task on the portal's loop, as the async
-                # client's task group requires.
-                stack.enter_context(portal.wrap_async_context_manager(self._client))
-            except BaseException:
-                self._state = _State.CLOSED  # the async client cannot be opened again
-                raise
-            self._portal = portal
-            self._stack = stack.pop_all()
-            self._state = _State.OPEN
-
-    def _running_portal(self) -> BlockingPortal:
-        if self._state is not _State.OPEN:
-            with self._lock:
-                if self._state is _State.UNOPENED:
-                    self._open_locked()
-                elif self._state is _State.CLOSED:
-                    raise ClientClosedError("the client is closed")
-        assert self._portal is not None
-        return self._portal
-
-    def _wait(self, future: Future[_T]) -> _T:
-        try:
-            while True:
-                try:
-                    return future.result(_WAIT_SLICE)
-                except TimeoutError:
-                    if future.done():
-                        raise
-        except FutureCancelledError:
-            if self._state is _State.CLOSED:
-                raise ClientClosedError("the client closed during the call") from None
-            raise
-        except BaseException:
-            # KeyboardInterrupt (or any exception of this thread): cancel the call in
-            # the loop so that nothing is left running for a caller who is gone.
-            # A finished call makes this a no-op.
-            future.cancel()
-            raise
-
-    def _call(self, fn: Callable[[], Awaitable[_T]]) -> _T:
-        """Run ``await fn()`` on the client's loop and return its result here."""
-        portal = self._running_portal()
-        try:
-            future = portal.start_task_soon(fn)
-        except RuntimeError:
-            if self._state is _State.CLOSED:
-                raise ClientClosedError("the client is closed") from None
-            raise
-        return self._wait(future)
-
     def _job(self, job: AsyncJob) -> Job:
         return Job(job, self)
-
-    def _call_sync(self, fn: Callable[[], _T]) -> _T:
-        """Run ``fn()`` on the client's loop (its state belongs to that thread)."""
-
-        async def call() -> _T:
-            return fn()
-
-        return self._call(call)
-
-    def _iterate(self, make: Callable[[], AsyncIterator[_T]]) -> Generator[_T, None, None]:
-        """Hand the items of an async iterator made on the loop to this thread, one by one."""
-        iterator = self._call_sync(make)
-        between_items = False
-        try:
-            while True:
-                between_items = False
-                item = self._call(lambda: _next_or_end(iterator))
-                if isinstance(item, _End):
-                    return
-                between_items = True
-                yield item
-        finally:
-            # Closing is needed only when the caller stopped between items (break,
-            # close(), an error in the loop body).  A Ctrl-C during an item cancelled
-            # the iterator already, which ends it.
-            aclose = getattr(iterator, "aclose", None)
-            if between_items and aclose is not None and self._state is _State.OPEN:
-                # Also a generator collected on the portal's own thread (RuntimeError):
-                # its loop then finalizes the async one.
-                with contextlib.suppress(ClientClosedError, RuntimeError):
-                    self._call(aclose)
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -349,7 +173,7 @@ class RunningHub(SyncExtras, SyncFiles):
 
         It does not start the client.
         """
-        if self._state is _State.OPEN:
+        if self._state is State.OPEN:
             with contextlib.suppress(ClientClosedError):
                 return self._call_sync(self._client.statistics)
         return self._client.statistics()
