@@ -33,7 +33,7 @@ from ._fast_wire import fast_snapshot
 from ._models import AccountStatus, QueueStatus, TaskSnapshot, TaskStatus, UploadedFile
 from ._transport import Answer, FormFile, Transport
 
-__all__ = ["UNENCODABLE", "Api", "decode_json", "encode_json", "unencodable"]
+__all__ = ["UNENCODABLE", "Api", "decode_json", "encode_json", "is_task_id", "unencodable"]
 
 log = logging.getLogger("runninghub_async")
 T = TypeVar("T")
@@ -70,6 +70,15 @@ def encode_json(value: Any) -> bytes:
         RecursionError: nesting deeper than the interpreter's recursion limit.
     """
     return _ENCODER.encode(value).encode()
+
+
+def is_task_id(text: str) -> bool:
+    """Whether *text* looks like a RunningHub task id: ASCII digits (19 today), 40 at most.
+
+    Ids go into file names, journal keys and Redis keys: anything else is refused,
+    whoever sent it.
+    """
+    return 0 < len(text) <= 40 and text.isascii() and text.isdigit()
 
 
 # What `encode_json` raises for a value it cannot send.
@@ -254,8 +263,9 @@ class Api:
         path = f"/openapi/v2/{endpoint}"
         answer = await self.transport.exchange("POST", path, body=body)
         snapshot = self._snapshot(self._parse(answer, path, check_depth=False), path)
-        if not snapshot.task_id:
-            raise ProtocolError(f"{path} accepted the submit but sent no taskId")
+        if not is_task_id(snapshot.task_id):
+            what = "no taskId" if not snapshot.task_id else f"taskId {_text(snapshot.task_id)}"
+            raise ProtocolError(f"{path} accepted the submit but sent {what}")
         return snapshot
 
     def query(
@@ -279,7 +289,13 @@ class Api:
     async def _query_once(self, task_id: str, within: float | None) -> TaskSnapshot:
         body = encode_json({"taskId": task_id})
         answer = await self.transport.exchange("POST", QUERY_PATH, body=body, within=within)
-        return self._snapshot(self._parse(answer, QUERY_PATH, check_depth=False), QUERY_PATH)
+        snapshot = self._snapshot(self._parse(answer, QUERY_PATH, check_depth=False), QUERY_PATH)
+        if snapshot.task_id and snapshot.task_id != task_id:
+            # A misrouted or lying answer: another task's outputs must not end this job.
+            raise ProtocolError(
+                f"{QUERY_PATH} for task {task_id} answered about task {_text(snapshot.task_id)}"
+            )
+        return snapshot
 
     async def call(
         self,

@@ -19,7 +19,7 @@ from typing import Any, Final
 import attrs
 
 from . import _catalog
-from ._api import UNENCODABLE, encode_json, unencodable
+from ._api import UNENCODABLE, encode_json, is_task_id, unencodable
 from ._catalog import Catalog
 from ._config import check_base_url
 from ._errors import invalid_parameter
@@ -82,7 +82,7 @@ def task_id_of(task_id: object) -> str:
         ValueError: it is not one.
     """
     text = str(task_id).strip()
-    if not text.isdigit() or len(text) > 40:
+    if not is_task_id(text):
         raise ValueError(f"not a RunningHub task id: {text[:60]!r}")
     return text
 

@@ -329,3 +329,53 @@ async def test_a_rate_storm_slows_the_client_and_ends_in_successes() -> None:
             throttled = client.statistics().limiter.rejections_absorbed
     assert all(r.outputs for r in results)
     assert throttled > 0
+
+
+@pytest.mark.parametrize("task_id", ["../../etc/x", "12 34", "١٢٣", "9" * 41])
+async def test_a_submit_answered_with_a_task_id_that_is_not_one_is_an_unknown_outcome(
+    task_id: str,
+) -> None:
+    """Ids go into file names and journal keys: a lying one is never followed or used."""
+
+    async def accept(request: web.Request) -> web.Response:
+        return task_body(task_id, "QUEUED")
+
+    async with serve({("POST", f"/openapi/v2/{T2I}"): accept}) as base:
+        async with client_for(base, max_in_flight=1) as client:
+            with pytest.raises(SubmitOutcomeUnknownError) as raised:
+                await client.submit(T2I, PARAMS)
+            assert "taskId" in str(raised.value)
+            stats = client.statistics()
+            assert stats.outstanding == 0
+            assert stats.limiter.in_flight == 0  # the slot came back
+
+
+async def test_a_query_answered_about_another_task_does_not_end_the_job() -> None:
+    """A misrouted answer (another task's SUCCESS) fails the check; the job's own one ends it."""
+    queries = 0
+
+    async def accept(request: web.Request) -> web.Response:
+        return task_body("1001", "QUEUED")
+
+    async def query(request: web.Request) -> web.Response:
+        nonlocal queries
+        queries += 1
+        if queries == 1:
+            return success_body("2002", "https://cdn.example/someone-elses.png")
+        return success_body("1001", "https://cdn.example/mine.png")
+
+    routes = {("POST", f"/openapi/v2/{T2I}"): accept, ("POST", "/openapi/v2/query"): query}
+    async with serve(routes) as base:
+        async with client_for(base) as client:
+            result = await client.run(T2I, PARAMS)
+    assert result.task_id == "1001"
+    assert [o.url for o in result.outputs] == ["https://cdn.example/mine.png"]
+    assert queries == 2
+
+
+@pytest.mark.parametrize("task_id", ["١٢٣", "²³", "../1", ""])
+async def test_task_ids_given_by_hand_must_be_ascii_digits(task_id: str) -> None:
+    async with serve({}) as base:
+        async with client_for(base) as client:
+            with pytest.raises(ValueError, match="not a RunningHub task id"):
+                await client.query(task_id)
