@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from runninghub_async import (
@@ -229,3 +230,45 @@ async def test_a_submit_whose_journal_write_outlasts_the_close_is_not_sent(
         entry = await reread.get("k1")
     assert entry is not None
     assert entry.task_id is None
+
+
+async def test_a_caller_cancelled_at_any_step_loses_no_task_and_no_slot(
+    manual: FakeRunningHub,
+) -> None:
+    """Cancel ``run`` after 0, 1, 2, ... loop turns: whatever RunningHub accepted is followed.
+
+    Each cancel lands somewhere else on the way (queued for a slot, preparing, on the
+    wire, being tracked, waiting).  Nothing accepted may be lost, nothing unaccepted
+    may hold a slot, and every slot comes back once the jobs end.
+    """
+    ended: set[str] = set()
+    async with _client(manual, max_in_flight=2) as client:
+        for turns in range(60):
+            async with anyio.create_task_group() as tg:
+
+                async def caller() -> None:
+                    with contextlib.suppress(RunningHubError):
+                        await client.run(T2I, PARAMS)
+
+                tg.start_soon(caller)
+                for _ in range(turns):
+                    await anyio.lowlevel.checkpoint()
+                tg.cancel_scope.cancel()
+            # A POST already on the wire goes on without its caller: let it be answered.
+            with anyio.fail_after(5):
+                while client.statistics().submits_sent != client.statistics().submits_accepted:
+                    await anyio.lowlevel.checkpoint()
+            accepted = set(manual.tasks) - ended
+            stats = client.statistics()
+            # Every accepted task is followed (it holds its slot until it ends) ...
+            assert stats.outstanding == len(accepted), turns
+            assert stats.limiter.in_flight == len(accepted), turns
+            # ... and ends like any other: the slot comes back.
+            for task_id in accepted:
+                manual.finish(task_id)
+            for task_id in accepted:
+                await client.attach(task_id).wait()
+            assert client.statistics().outstanding == 0
+            assert client.statistics().limiter.in_flight == 0
+            ended |= accepted
+    assert ended  # some cancels landed after the submit was accepted
