@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Final
 import anyio
 
 from . import _catalog, _uploads
-from ._api import UNENCODABLE, encode_json, unencodable
 from ._app_runs import AppRuns
 from ._errors import APIError, InvalidParametersError, invalid_parameter
 from ._extras_models import ApiKeyInfo, LoraUpload, Price, ResourcePage, WebhookDetail
+from ._json import UNENCODABLE, encode_json, unencodable
 from ._prepare import check_webhook_url, endpoint_path, task_id_of
 from ._pricing import catalog_price, preview_params
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._api import decode_json
 from ._errors import ProtocolError
 from ._job import Job
+from ._json import decode_json
 from ._models import AccountStatus, QueueStatus, TaskSnapshot
 from ._prepare import task_id_of
 

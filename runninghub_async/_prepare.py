@@ -19,10 +19,10 @@ from typing import Any, Final
 import attrs
 
 from . import _catalog
-from ._api import UNENCODABLE, encode_json, is_task_id, unencodable
 from ._catalog import Catalog
 from ._config import check_base_url
 from ._errors import invalid_parameter
+from ._json import UNENCODABLE, encode_json, is_task_id, unencodable
 from ._specs import EndpointSpec, ParamSpec
 from ._uploads import LocalFile, inspect_local
 
