@@ -13,7 +13,7 @@ import anyio
 
 from ._errors import ProtocolError
 from ._job import Job
-from ._json import decode_json
+from ._json import decode_json, is_task_id
 from ._models import AccountStatus, QueueStatus, TaskSnapshot
 from ._prepare import task_id_of
 
@@ -83,13 +83,16 @@ class TaskMethods:
         if not isinstance(payload, Mapping) or payload.get("event") != "TASK_END":
             raise ValueError("not a RunningHub TASK_END callback")
         task_id = str(payload.get("taskId") or "")
-        if not task_id.isdigit():
+        if not is_task_id(task_id):
             raise ValueError("webhook payload has no valid taskId")
         tracked = live.poller.get(task_id)
         if tracked is None or tracked.webhook_seen:
             return False
         expected = tracked.webhook_token
-        if expected is not None and not hmac.compare_digest(expected, token or ""):
+        # Compared as bytes: `compare_digest` refuses non-ASCII str, and a forged
+        # token must be ignored like any wrong one, not fail the receiver.
+        given = (token or "").encode("utf-8", "surrogatepass")
+        if expected is not None and not hmac.compare_digest(expected.encode(), given):
             return False
         tracked.webhook_seen = True
         tracked.webhook_seen_at = anyio.current_time()

@@ -293,6 +293,7 @@ async def test_forged_wrong_token_and_duplicate_get_the_same_answer(kind: str) -
                 await receiver.post_callback(FORGED_ID, token),  # unknown task
                 await receiver.post_callback(job.task_id, "not-the-token"),
                 await receiver.post_callback(job.task_id, None),
+                await receiver.post_callback(job.task_id, "%C3%A9t%C3%A9"),  # non-ASCII
                 await receiver.post_callback(job.task_id, token),  # the real one
                 await receiver.post_callback(job.task_id, token),  # again
             ]
@@ -301,7 +302,7 @@ async def test_forged_wrong_token_and_duplicate_get_the_same_answer(kind: str) -
                 assert headers["content-type"].startswith("application/json")
                 assert json.loads(body) == OK
             assert len({body for _, _, body in answers}) == 1
-            assert receiver.recorder.answers == [False, False, False, True, False]
+            assert receiver.recorder.answers == [False, False, False, False, True, False]
 
 
 @KINDS
