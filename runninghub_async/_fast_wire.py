@@ -8,13 +8,17 @@ documented nesting, and None for anything else, which the converter then reads
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ._models import Output, TaskSnapshot, TaskStatus, Usage
 
-__all__ = ["fast_snapshot"]
+__all__ = ["fast_snapshot", "usage_amount", "usage_seconds"]
+
+# Amounts at or past this are not a task's cost: a lying or broken answer.
+_ABSURD = Decimal("1e15")
 
 _STATUSES: dict[str, TaskStatus] = {status.value: status for status in TaskStatus}
 
@@ -79,15 +83,36 @@ def _fast_usage(raw: Any) -> Usage | None:
     for value in (money, coins, third, seconds):
         if value is not None and type(value) is not str:
             return None
+    return Usage(
+        usage_amount(money), usage_amount(coins), usage_seconds(seconds), usage_amount(third)
+    )
+
+
+def usage_amount(value: Any) -> Decimal | None:
+    """A cost field of ``usage`` as a Decimal, or None when it is not a plausible amount.
+
+    The cost only informs (``JobResult.usage``, ``statistics().cost``): a field that
+    is not a finite, non-negative, plausible amount is dropped rather than failing
+    the result it came with (or, as ``sNaN``, the running total it is added to).
+    """
+    if value is None or value == "" or isinstance(value, bool):
+        return None
     try:
-        return Usage(
-            Decimal(money) if money else None,
-            Decimal(coins) if coins else None,
-            float(seconds) if seconds else None,
-            Decimal(third) if third else None,
-        )
+        amount = Decimal(str(value).strip())
     except (InvalidOperation, ValueError):
-        return None  # the converter raises its own error for it
+        return None
+    return amount if amount.is_finite() and 0 <= amount < _ABSURD else None
+
+
+def usage_seconds(value: Any) -> float | None:
+    """``usage.taskCostTime`` as seconds, or None when it is not a finite, non-negative time."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _fast_output(raw: Any) -> Output | None:

@@ -313,7 +313,11 @@ class Poller:
         if slot is not None:
             slot.release()
         if self._on_finished is not None:
-            self._on_finished(tracked, outcome)
+            try:
+                self._on_finished(tracked, outcome)
+            except Exception:
+                # Bookkeeping (costs, journal, hooks) must never keep waiters from waking.
+                log.exception("recording the end of task %s failed", tracked.task_id)
         tracked.end()
 
     async def _cancel_remotely(self, task_id: str) -> None:

@@ -35,6 +35,7 @@ from ._extras_models import (
     ResourcePage,
     WebhookDetail,
 )
+from ._fast_wire import usage_amount, usage_seconds
 from ._models import (
     AccountStatus,
     FailedReason,
@@ -100,6 +101,14 @@ def _optional_int(value: Any, _: object = None) -> int | None:
 
 def _optional_float(value: Any, _: object = None) -> float | None:
     return None if value is None or value == "" else float(value)
+
+
+def _usage_amount(value: Any, _: object = None) -> Decimal | None:
+    return usage_amount(value)
+
+
+def _usage_seconds(value: Any, _: object = None) -> float | None:
+    return usage_seconds(value)
 
 
 def _number_text(value: Decimal | float | int | None) -> str | None:
@@ -184,14 +193,21 @@ def make_converter() -> cattrs.Converter:
     _register(
         conv,
         Usage,
+        # Unusable cost fields are dropped, never fail the result (`usage_amount`).
         {
-            "consume_money": override(rename="consumeMoney", unstruct_hook=_number_text),
-            "consume_coins": override(rename="consumeCoins", unstruct_hook=_number_text),
+            "consume_money": override(
+                rename="consumeMoney", struct_hook=_usage_amount, unstruct_hook=_number_text
+            ),
+            "consume_coins": override(
+                rename="consumeCoins", struct_hook=_usage_amount, unstruct_hook=_number_text
+            ),
             "task_cost_time": override(
-                rename="taskCostTime", struct_hook=_optional_float, unstruct_hook=_number_text
+                rename="taskCostTime", struct_hook=_usage_seconds, unstruct_hook=_number_text
             ),
             "third_party_consume_money": override(
-                rename="thirdPartyConsumeMoney", unstruct_hook=_number_text
+                rename="thirdPartyConsumeMoney",
+                struct_hook=_usage_amount,
+                unstruct_hook=_number_text,
             ),
         },
     )

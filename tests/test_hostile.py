@@ -379,3 +379,31 @@ async def test_task_ids_given_by_hand_must_be_ascii_digits(task_id: str) -> None
         async with client_for(base) as client:
             with pytest.raises(ValueError, match="not a RunningHub task id"):
                 await client.query(task_id)
+
+
+@pytest.mark.parametrize("money", ["-5", "NaN", "sNaN", "1e309", "1e999999999", "Infinity", "abc"])
+async def test_an_absurd_cost_is_dropped_and_the_result_still_arrives(money: str) -> None:
+    """A cost field that is no plausible amount is None; the outputs and the wait are unharmed."""
+
+    async def accept(request: web.Request) -> web.Response:
+        return task_body("1001", "QUEUED")
+
+    async def query(request: web.Request) -> web.Response:
+        return task_body(
+            "1001",
+            "SUCCESS",
+            results=[{"url": "https://cdn.example/1.png", "outputType": "png"}],
+            usage={"consumeMoney": money, "consumeCoins": money, "taskCostTime": money},
+        )
+
+    routes = {("POST", f"/openapi/v2/{T2I}"): accept, ("POST", "/openapi/v2/query"): query}
+    async with serve(routes) as base:
+        async with client_for(base) as client:
+            with anyio.fail_after(5):
+                result = await client.run(T2I, PARAMS)
+            assert result.usage is not None
+            assert result.usage.consume_money is None
+            assert result.usage.consume_coins is None
+            assert result.usage.task_cost_time is None
+            assert [o.url for o in result.outputs] == ["https://cdn.example/1.png"]
+            assert client.statistics().cost == 0

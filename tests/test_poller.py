@@ -253,3 +253,31 @@ def test_deadlines_skip_ended_jobs_and_drop_them_once_they_pile_up() -> None:
     assert deadlines.next_at() == 2999.0
     assert [t.task_id for t in deadlines.expired(5000.0, live=1)] == ["2999"]
     assert deadlines.next_at() == math.inf
+
+
+async def test_a_failure_recording_a_jobs_end_still_wakes_its_waiters(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Costs, journal and hooks are told of an end first; if that fails, waiters still wake."""
+    from runninghub_async._models import JobResult, TaskSnapshot, TaskStatus
+    from runninghub_async._poller import Poller
+
+    async def query(task_id: str) -> TaskSnapshot:
+        return TaskSnapshot(task_id, TaskStatus.SUCCESS)
+
+    async def cancel(task_id: str) -> None:
+        raise AssertionError("not cancelled")
+
+    def on_finished(tracked: Tracked, outcome: object) -> None:
+        raise ArithmeticError("a broken bookkeeper")
+
+    policy = PollPolicy(initial_delay=0.0, min_interval=0.01, max_interval=0.02)
+    poller = Poller(query, policy, job_timeout=5.0, remote_cancel=cancel, on_finished=on_finished)
+    async with anyio.create_task_group() as tg:
+        await tg.start(poller.run)
+        tracked = poller.track("1001", endpoint=T2I, submitted=True)
+        with anyio.fail_after(5):
+            await tracked.ended()
+        tg.cancel_scope.cancel()
+    assert isinstance(tracked.outcome, JobResult)
+    assert "recording the end of task 1001 failed" in caplog.text

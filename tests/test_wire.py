@@ -181,7 +181,10 @@ def test_null_money_is_none() -> None:
 
 text = st.text(max_size=20)
 opt_text = st.none() | text
-money = st.none() | st.decimals(allow_nan=False, allow_infinity=False, places=2)
+# Plausible amounts: anything else is dropped on reading (see the test below).
+money = st.none() | st.decimals(
+    min_value=0, max_value=Decimal("1e14"), allow_nan=False, allow_infinity=False, places=2
+)
 outputs = st.builds(Output, url=opt_text, output_type=opt_text, node_id=opt_text, text=opt_text)
 usage = st.builds(
     Usage,
@@ -320,6 +323,18 @@ def test_the_fast_snapshot_reads_what_the_converter_reads(answer: dict[str, Any]
         return
     # repr: a Decimal NaN is not equal to itself.
     assert repr(fast) == repr(conv.structure(answer, TaskSnapshot))
+
+
+@given(st.one_of(_SCALARS, st.sampled_from(["-1", "NaN", "sNaN", "-Infinity", "1e15", "1e99999"])))
+def test_an_implausible_cost_is_dropped_by_both_readers(value: Any) -> None:
+    """No reader lets a negative, non-finite or absurd amount into a result."""
+    answer = {"taskId": "1", "status": "SUCCESS", "usage": {"consumeMoney": value}}
+    for snapshot in (fast_snapshot(answer), conv.structure(answer, TaskSnapshot)):
+        if snapshot is None:
+            continue
+        assert snapshot.usage is not None
+        amount = snapshot.usage.consume_money
+        assert amount is None or (amount.is_finite() and 0 <= amount < Decimal("1e15"))
 
 
 def test_the_fast_snapshot_takes_the_usual_answers() -> None:
