@@ -83,6 +83,8 @@ class ClientStatistics:
         requests_sent: HTTP requests to the API host, of every kind.
         orphaned: task ids accepted after their submitter was cancelled (followed anyway).
         cost: what the jobs that succeeded cost, by RunningHub's ``usage`` (money).
+        submits_unknown: submits sent that got no answer (`SubmitOutcomeUnknownError`,
+            or a warning when their caller had left): each may have created a task.
     """
 
     outstanding: int
@@ -93,6 +95,7 @@ class ClientStatistics:
     requests_sent: int
     orphaned: tuple[str, ...] = ()
     cost: Decimal = Decimal(0)
+    submits_unknown: int = 0
 
 
 class RunningHub(
@@ -379,6 +382,7 @@ class RunningHub(
             requests_sent=live.transport.requests_sent if live else 0,
             orphaned=tuple(live.submitter.orphaned) if live else (),
             cost=self._cost,
+            submits_unknown=live.submitter.unknown if live else 0,
         )
 
     def __repr__(self) -> str:

@@ -70,6 +70,7 @@ __all__ = [
     "api_error",
     "invalid_parameter",
     "is_transient",
+    "leaves_outcome_unknown",
     "proves_not_accepted",
 ]
 
@@ -425,6 +426,19 @@ def proves_not_accepted(exc: BaseException) -> bool:
     if isinstance(exc, APIError):
         return exc.code in RETRYABLE_SUBMIT_CODES or exc.http_status == 429
     return False
+
+
+def leaves_outcome_unknown(exc: BaseException) -> bool:
+    """Whether *exc*, raised by a submit, leaves open that RunningHub took the task.
+
+    The request left and no answer came back, or the answer was a server error
+    (a proxy's 5xx says nothing of what happened behind it).
+    """
+    if isinstance(exc, SubmitOutcomeUnknownError):
+        return True
+    if isinstance(exc, TransportError):
+        return exc.request_sent
+    return isinstance(exc, ServerError) and (exc.http_status or 0) >= 500
 
 
 def is_transient(exc: BaseException) -> bool:

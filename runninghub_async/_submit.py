@@ -43,9 +43,9 @@ from ._errors import (
     ClientClosedError,
     ConcurrencyLimitError,
     RunningHubError,
-    ServerError,
     SubmitOutcomeUnknownError,
     TransportError,
+    leaves_outcome_unknown,
     proves_not_accepted,
 )
 from ._hooks import Hooks, safely
@@ -145,6 +145,7 @@ class Submitter:
         self._closed_waits: set[asyncio.Task[Any]] = set()
         self.sent = 0
         self.accepted = 0
+        self.unknown = 0  # sent, and never answered: each may have created a task
         self.orphaned: list[str] = []
         """Task ids accepted after their caller was cancelled (followed all the same)."""
 
@@ -251,8 +252,8 @@ class Submitter:
                 return error
             in_time = monotonic() - start < self._job_timeout
             if not proves_not_accepted(error):
-                if (isinstance(error, TransportError) and error.request_sent) or (
-                    isinstance(error, ServerError) and (error.http_status or 0) >= 500
+                if leaves_outcome_unknown(error) and not isinstance(
+                    error, SubmitOutcomeUnknownError
                 ):
                     raise SubmitOutcomeUnknownError(endpoint, params, error) from None
                 raise error
@@ -326,13 +327,15 @@ class Submitter:
             if isinstance(outcome, Tracked) and answer.cancelled():
                 self._orphan(post, outcome)
         finally:
+            if outcome is None:  # an unexpected error, or the close cancelled it on the wire
+                cause = unexpected or ClientClosedError(
+                    "the client closed while the submit was on the wire"
+                )
+                outcome = SubmitOutcomeUnknownError(post.endpoint, post.params, cause)
+            if not isinstance(outcome, Tracked) and leaves_outcome_unknown(outcome):
+                self._unknown(post, outcome, caller_left=answer.done())
             # Whatever happened, the caller hears of it (unless it has left).
             if not answer.done():
-                if outcome is None:
-                    cause = unexpected or ClientClosedError(
-                        "the client closed while the submit was on the wire"
-                    )
-                    outcome = SubmitOutcomeUnknownError(post.endpoint, post.params, cause)
                 answer.set_result(outcome)
 
     def _accepted(
@@ -362,6 +365,20 @@ class Submitter:
             self._poller.resolve(snapshot)
         log.debug("submitted %s to %s", task_id, post.endpoint)
         return tracked
+
+    def _unknown(self, post: _Post, error: RunningHubError, *, caller_left: bool) -> None:
+        """Count a submit that was sent and never answered; say so if nobody else will."""
+        self.unknown += 1
+        if caller_left:
+            # Its caller would have raised SubmitOutcomeUnknownError: the log is all there is.
+            log.warning(
+                "the caller of a submit to %s was cancelled while it was on the wire, and "
+                "no answer came back (%s): RunningHub may have created a task this client "
+                "does not follow%s",
+                post.endpoint,
+                error,
+                "; its journal intent stays for recover()" if post.journal is not None else "",
+            )
 
     def _orphan(self, post: _Post, tracked: Tracked) -> None:
         self.orphaned.append(tracked.task_id)

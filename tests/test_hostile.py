@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
+import anyio.lowlevel
 import pytest
 from aiohttp import web
 
@@ -407,3 +408,47 @@ async def test_an_absurd_cost_is_dropped_and_the_result_still_arrives(money: str
             assert result.usage.task_cost_time is None
             assert [o.url for o in result.outputs] == ["https://cdn.example/1.png"]
             assert client.statistics().cost == 0
+
+
+async def test_a_submit_lost_on_the_wire_after_its_caller_left_is_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The caller leaves; RunningHub takes the task, then the connection drops: it is said."""
+    arrived, caller_gone = anyio.Event(), anyio.Event()
+
+    async def accept_then_drop(request: web.Request) -> web.Response:
+        await request.read()
+        arrived.set()  # RunningHub has the task (and bills it) from here on
+        await caller_gone.wait()
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()
+
+    async with serve({("POST", f"/openapi/v2/{T2I}"): accept_then_drop}) as base:
+        async with client_for(base) as client:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.submit, T2I, PARAMS)
+                await arrived.wait()
+                tg.cancel_scope.cancel()
+            caller_gone.set()
+            with anyio.fail_after(5):
+                while client.statistics().submits_unknown == 0:
+                    await anyio.lowlevel.checkpoint()
+            stats = client.statistics()
+            assert (stats.submits_sent, stats.submits_accepted, stats.orphaned) == (1, 0, ())
+            assert stats.limiter.in_flight == 0
+    assert "may have created a task this client does not follow" in caplog.text
+
+
+async def test_a_submit_without_an_answer_counts_as_unknown_for_its_caller_too() -> None:
+    async def drop(request: web.Request) -> web.Response:
+        await request.read()
+        assert request.transport is not None
+        request.transport.abort()
+        return web.Response()
+
+    async with serve({("POST", f"/openapi/v2/{T2I}"): drop}) as base:
+        async with client_for(base) as client:
+            with pytest.raises(SubmitOutcomeUnknownError):
+                await client.submit(T2I, PARAMS)
+            assert client.statistics().submits_unknown == 1
