@@ -50,6 +50,7 @@ API_KEYS_PATH: Final = "/openapi/v2/api-key/list"
 RESOURCES_PATH: Final = "/openapi/v2/resource/list"
 LORA_URL_PATH: Final = "/api/openapi/getLoraUploadUrl"
 _NO_ERROR: Final = frozenset({"", "0", "200", "None"})
+_ENDED: Final = frozenset({"SUCCESS", "FAILED", "CANCEL"})
 # A body with one of these statuses is a task state even when it carries an errorCode.
 _TASK_STATES: Final = frozenset(s.value for s in TaskStatus if s is not TaskStatus.UNKNOWN)
 
@@ -157,7 +158,18 @@ class Api:
             return snapshot
         if not depth_ok(parsed):
             raise too_deep(path)
-        return self.structure(parsed, TaskSnapshot, path)
+        try:
+            return self.structure(parsed, TaskSnapshot, path)
+        except ProtocolError as exc:
+            status = parsed.get("status")
+            if status not in _ENDED:
+                raise
+            ended = ProtocolError(
+                f"task {_text(parsed.get('taskId'))} ended ({status}) but {path}'s answer "
+                f"could not be read: {exc}"
+            )
+            ended.task_ended = True
+            raise ended from None
 
     def _envelope_data(self, parsed: Any, path: str) -> Any:
         if not isinstance(parsed, dict) or "code" not in parsed:

@@ -192,7 +192,15 @@ class RequestTimeoutError(TransportError, TimeoutError):
 
 
 class ProtocolError(TransportError):
-    """The connection broke before a full answer arrived, or the answer was malformed."""
+    """The connection broke before a full answer arrived, or the answer was malformed.
+
+    Attributes:
+        task_ended: the answer said the task had ended (SUCCESS, FAILED, CANCEL) but
+            could not be read; asking again would get the same answer, so the job
+            ends with this error instead of being checked until its deadline.
+    """
+
+    task_ended: bool = False
 
 
 class UnexpectedContentError(ProtocolError):

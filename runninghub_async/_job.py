@@ -70,6 +70,8 @@ class Job:
             JobTimeoutError: it did not end within the client's ``job_timeout``.
             ClientClosedError: the client closed first.
             AuthenticationError: the key stopped working while waiting.
+            ProtocolError: RunningHub said the task ended, in an answer that could
+                not be read (``task_ended`` is True).
         """
         tracked = self._tracked
         if tracked.outcome is None:

@@ -35,6 +35,7 @@ from ._errors import (
     AuthenticationError,
     ClientClosedError,
     JobTimeoutError,
+    ProtocolError,
     RunningHubError,
     TaskNotFoundError,
 )
@@ -255,6 +256,11 @@ class Poller:
                 self._finish(tracked, exc)
         except AuthenticationError as exc:
             self._finish(tracked, exc)
+        except ProtocolError as exc:
+            if exc.task_ended:  # asking again would get the same unreadable answer
+                self._finish(tracked, exc)
+            else:
+                self._failed_check(tracked, type(exc).__name__)
         except RunningHubError as exc:
             # Everything else is taken as passing; the job deadline bounds the retries.
             self._failed_check(tracked, type(exc).__name__)

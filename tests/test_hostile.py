@@ -452,3 +452,34 @@ async def test_a_submit_without_an_answer_counts_as_unknown_for_its_caller_too()
             with pytest.raises(SubmitOutcomeUnknownError):
                 await client.submit(T2I, PARAMS)
             assert client.statistics().submits_unknown == 1
+
+
+async def test_an_ended_task_whose_answer_cannot_be_read_ends_its_job_at_once() -> None:
+    """A SUCCESS with malformed results is not checked until the deadline, nor cancelled."""
+    queries, cancels = 0, 0
+
+    async def accept(request: web.Request) -> web.Response:
+        return task_body("1001", "RUNNING")
+
+    async def query(request: web.Request) -> web.Response:
+        nonlocal queries
+        queries += 1
+        return task_body("1001", "SUCCESS", results={"url": "https://cdn.example/1.png"})
+
+    async def cancel(request: web.Request) -> web.Response:
+        nonlocal cancels
+        cancels += 1
+        return web.json_response({"code": 0, "msg": "success", "data": None})
+
+    routes = {
+        ("POST", f"/openapi/v2/{T2I}"): accept,
+        ("POST", "/openapi/v2/query"): query,
+        ("POST", "/task/openapi/cancel"): cancel,
+    }
+    async with serve(routes) as base:
+        async with client_for(base, job_timeout=60) as client:
+            with anyio.fail_after(5), pytest.raises(ProtocolError) as raised:
+                await client.run(T2I, PARAMS)
+    assert raised.value.task_ended
+    assert "ended (SUCCESS)" in str(raised.value)
+    assert (queries, cancels) == (1, 0)
