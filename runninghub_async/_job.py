@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 
 from ._api import Api
-from ._errors import APIError, AuthenticationError
+from ._errors import APIError, AuthenticationError, ClientClosedError
 from ._models import JobEvent, JobResult, TaskStatus
 from ._poller import Poller, Tracked
 
@@ -121,11 +121,20 @@ class Job:
         (its outcome is then whatever it ended with).
 
         Raises:
+            ClientClosedError: the client closed before the job ended (the task may
+                still be running; a new client can ``attach`` and cancel it).
             APIError: RunningHub refused for another reason.
             TransportError: no usable answer.
         """
         tracked = self._tracked
-        if tracked.outcome is not None:
+        outcome = tracked.outcome
+        if isinstance(outcome, ClientClosedError):
+            # Ended here, not on RunningHub: "already ended" would be a lie.
+            raise ClientClosedError(
+                f"the client closed before task {tracked.task_id} ended; it was not cancelled",
+                [tracked.task_id],
+            )
+        if outcome is not None:
             return False
         try:
             await self._api.cancel(tracked.task_id)

@@ -272,3 +272,17 @@ async def test_a_caller_cancelled_at_any_step_loses_no_task_and_no_slot(
             assert client.statistics().limiter.in_flight == 0
             ended |= accepted
     assert ended  # some cancels landed after the submit was accepted
+
+
+async def test_closing_with_jobs_still_running_says_so_and_they_cannot_be_cancelled_through_it(
+    manual: FakeRunningHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Fire-and-forget jobs left at close are logged; a late cancel() does not claim they ended."""
+    async with _client(manual) as client:
+        jobs = [await client.submit(T2I, PARAMS) for _ in range(3)]
+    assert "closed with 3 task(s) not ended" in caplog.text
+    assert all(job.task_id in caplog.text for job in jobs)
+    with pytest.raises(ClientClosedError, match="not cancelled") as raised:
+        await jobs[0].cancel()
+    assert tuple(raised.value.task_ids) == (jobs[0].task_id,)
+    assert manual.stats.requests_total == manual.stats.submit_requests  # no cancel was sent
