@@ -340,14 +340,15 @@ class Poller:
         self._closed = True
         pending = list(self._tracked.values())
         ids = [t.task_id for t in pending]
-        if ids:
-            # Paid tasks nobody will see end: the waiters hear it, a fire-and-forget
-            # caller only here.
+        # Paid tasks nobody will see end: the waiters hear it, a fire-and-forget
+        # caller only here.  A journal's `recover()` re-attaches the journaled ones.
+        lost = [t.task_id for t in pending if t.journal is None]
+        if lost:
             log.warning(
                 "the client closed with %d task(s) not ended, no longer followed: %s%s",
-                len(ids),
-                ", ".join(ids[:10]),
-                ", ..." if len(ids) > 10 else "",
+                len(lost),
+                ", ".join(lost[:10]),
+                ", ..." if len(lost) > 10 else "",
             )
         for tracked in pending:
             self._finish(
