@@ -186,7 +186,8 @@ class Api:
             TransportError: no usable answer; ``request_sent`` says whether it left.
         """
         path = f"/openapi/v2/{endpoint}"
-        answer = await self.transport.exchange("POST", path, body=body)
+        # Owned: submits are sent from the submitter's own tasks (`_submit`).
+        answer = await self.transport.exchange("POST", path, body=body, owned=True)
         snapshot = self._snapshot(self._parse(answer, path, check_depth=False), path)
         if not is_task_id(snapshot.task_id):
             what = "no taskId" if not snapshot.task_id else f"taskId {_text(snapshot.task_id)}"
@@ -199,6 +200,8 @@ class Api:
         """One ``/openapi/v2/query`` (retried on transient failures when *retry*); await it.
 
         *within* bounds each exchange (seconds), on top of the client's `Timeouts`.
+        Without *retry* it is the poller's check: one exchange, from a task the
+        client owns (the transport's close need not reach it).
 
         A task that FAILED is a snapshot, not an exception: the request worked.
 
@@ -208,12 +211,16 @@ class Api:
             TransportError: no usable answer.
         """
         if not retry:  # the poller's checks: no closure, no retry loop, no extra coroutine
-            return self._query_once(task_id, within)
+            return self._query_once(task_id, within, owned=True)
         return self.transport.retrying(lambda: self._query_once(task_id, within), QUERY_PATH)
 
-    async def _query_once(self, task_id: str, within: float | None) -> TaskSnapshot:
+    async def _query_once(
+        self, task_id: str, within: float | None, *, owned: bool = False
+    ) -> TaskSnapshot:
         body = encode_json({"taskId": task_id})
-        answer = await self.transport.exchange("POST", QUERY_PATH, body=body, within=within)
+        answer = await self.transport.exchange(
+            "POST", QUERY_PATH, body=body, within=within, owned=owned
+        )
         snapshot = self._snapshot(self._parse(answer, QUERY_PATH, check_depth=False), QUERY_PATH)
         if snapshot.task_id and snapshot.task_id != task_id:
             # A misrouted or lying answer: another task's outputs must not end this job.

@@ -41,8 +41,15 @@ DEFAULT_REQUESTS_PER_SECOND: Final = 10.0
 DEFAULT_JOB_TIMEOUT: Final = 1800.0
 DEFAULT_MAX_CONNECTIONS: Final = 32
 MIB: Final = 1024 * 1024
+# API answers are JSON read whole into memory, and the bound reaches zlib's
+# ``max_length`` (a C ssize_t): a GiB is far above any real answer and far below
+# what overflows it.
+MAX_RESPONSE_BYTES_LIMIT: Final = 1024 * MIB
 _DOWNLOAD_TOTAL: float | None = 900.0
 _DOWNLOAD_MIN_RATE: float | None = 16 * 1024.0
+# Far above any image or video a model makes; far below what a compression
+# bomb or an endless stream would fill a disk with.
+_MAX_DOWNLOAD_BYTES: int | None = 2048 * MIB
 
 
 def _real(name: str, value: object) -> float:
@@ -93,6 +100,20 @@ def _optional_non_negative(
 
 def _at_least_one(_: object, attribute: attrs.Attribute[int], value: int) -> None:
     _whole(attribute.name, value, 1)
+
+
+def _optional_at_least_one(
+    _: object, attribute: attrs.Attribute[int | None], value: int | None
+) -> None:
+    if value is not None:
+        _whole(attribute.name, value, 1)
+
+
+def _response_cap(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if _whole(attribute.name, value, 1) > MAX_RESPONSE_BYTES_LIMIT:
+        raise ValueError(
+            f"{attribute.name} must be at most {MAX_RESPONSE_BYTES_LIMIT} (1 GiB), got {value!r}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -194,21 +215,27 @@ class Timeouts:
             (and ``total``); uploads and downloads get ``read`` as an inactivity bound.
         total: seconds for a whole API request and its answer.
         max_response_bytes: the largest API answer read (decompressed); more is
-            a `ProtocolError`.
+            a `ProtocolError`.  At most 1 GiB.
         download_total: seconds a single file download may take (None: unbounded).
         download_min_rate: bytes per second a download must average after its
             first ``read`` seconds, else it fails (None: no minimum).
+        max_download_bytes: the largest result file ``download``, ``read`` and
+            ``stream`` take, counted after decompression (2 GiB; None: unbounded);
+            more is a `ProtocolError` and nothing is kept.
     """
 
     connect: float = attrs.field(default=10.0, validator=_positive)
     read: float = attrs.field(default=60.0, validator=_positive)
     total: float = attrs.field(default=120.0, validator=_positive)
-    max_response_bytes: int = attrs.field(default=4 * MIB, validator=_at_least_one)
+    max_response_bytes: int = attrs.field(default=4 * MIB, validator=_response_cap)
     download_total: float | None = attrs.field(
         default=_DOWNLOAD_TOTAL, validator=_optional_positive
     )
     download_min_rate: float | None = attrs.field(
         default=_DOWNLOAD_MIN_RATE, validator=_optional_positive
+    )
+    max_download_bytes: int | None = attrs.field(
+        default=_MAX_DOWNLOAD_BYTES, validator=_optional_at_least_one
     )
 
 

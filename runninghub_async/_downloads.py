@@ -2,7 +2,9 @@
 
 Each result streams to ``<name>.part`` next to its destination and takes its
 final name only when complete, without ever replacing an existing file; a
-failed or cancelled download removes its ``.part``.  Requests go through the
+failed or cancelled download removes its ``.part``.  A file's first bytes are
+checked against the kind its output claims (its ``output_type``, else its URL's
+extension), and an empty file is no result.  Requests go through the
 transport's key-less file session.  File I/O goes through anyio.
 """
 
@@ -22,7 +24,15 @@ from ._errors import UnexpectedContentError
 from ._models import JobResult, Output
 from ._transport import Transport
 
-__all__ = ["check_kind", "download_outputs", "plan_downloads", "read_output", "stream_output"]
+__all__ = [
+    "Planned",
+    "check_kind",
+    "check_max_bytes",
+    "download_outputs",
+    "plan_downloads",
+    "read_output",
+    "stream_output",
+]
 
 _CHUNK: Final = 256 * 1024
 # Cleanup after a failure or cancellation must finish, but never hang the caller.
@@ -66,7 +76,12 @@ _SNIFF_BYTES: Final = 16
 
 
 def check_kind(head: bytes, ext: str, what: str) -> None:
-    """Raise `UnexpectedContentError` when *head* cannot start a file of kind *ext*."""
+    """Raise `UnexpectedContentError` when *head* cannot start a file of kind *ext*.
+
+    No bytes at all start no file of any kind.
+    """
+    if not head:
+        raise UnexpectedContentError(f"{what} is empty; nothing was kept", expected=ext)
     signature = _SIGNATURES.get(ext.lower())
     if signature is None or signature(head):
         return
@@ -99,6 +114,20 @@ def _extension(output: Output) -> str:
     return "bin"
 
 
+def _claimed_kind(output: Output) -> str:
+    """The kind *output*'s content must be: its declared type, else its URL's extension.
+
+    Whichever can be checked comes first, so a URL's name (``page.exe``) never
+    lets through what the declared type (``png``) would refuse, and a vague
+    type (``image``) does not waive the check a ``.png`` URL asks for.
+    """
+    candidates = (output.output_type or "", _url_suffix(output.url or ""))
+    for candidate in candidates:
+        if candidate.lower() in _SIGNATURES:
+            return candidate.lower()
+    return _extension(output)
+
+
 def _url_basename(url: str) -> str:
     path = unquote(urlsplit(url).path)
     return path.replace("\\", "/").rstrip("/").rpartition("/")[2]
@@ -109,6 +138,31 @@ def _url_suffix(url: str) -> str:
     return base.rpartition(".")[2] if "." in base else ""
 
 
+class Planned(tuple[str, str]):
+    """A ``(url, file name)`` pair that also knows the kind its content must be.
+
+    The kind comes from the output (`_claimed_kind`), not from the file name: a
+    name taken from the URL (``page.exe``) never decides what the content is
+    checked against.  It compares and unpacks as the plain pair.
+    """
+
+    kind: str
+
+    def __new__(cls, url: str, name: str, kind: str) -> Planned:
+        """The pair ``(url, name)``, checked as a *kind* file."""
+        planned = super().__new__(cls, (url, name))
+        planned.kind = kind
+        return planned
+
+
+def _kind(planned: tuple[str, str]) -> str:
+    """What *planned*'s content is checked against (a plain pair: its name's extension)."""
+    if isinstance(planned, Planned):
+        return planned.kind
+    name = planned[1]
+    return name.rpartition(".")[2] if "." in name else ""
+
+
 def plan_downloads(
     source: JobResult | Output | Iterable[JobResult | Output],
 ) -> list[tuple[str, str]]:
@@ -116,7 +170,8 @@ def plan_downloads(
 
     A result's outputs are named ``<task_id>_<n>.<ext>`` (*n* its position
     among the result's outputs); a bare `Output` after the sanitised last
-    segment of its URL's path.  Names are single safe path components.
+    segment of its URL's path.  Names are single safe path components.  Each
+    pair is a `Planned`: it knows the kind its content is checked against.
 
     Raises:
         TypeError: *source* holds something other than results and outputs.
@@ -137,13 +192,14 @@ def plan_downloads(
             task = _safe_name(item.task_id) or "task"
             for n, output in enumerate(item.outputs):
                 if output.url:
-                    plan.append((output.url, f"{task}_{n}.{_extension(output)}"))
+                    name = f"{task}_{n}.{_extension(output)}"
+                    plan.append(Planned(output.url, name, _claimed_kind(output)))
         elif isinstance(item, Output):
             if item.url:
                 name = _safe_name(_url_basename(item.url)) or "output"
                 if "." not in name:
                     name = f"{name}.{_extension(item)}"
-                plan.append((item.url, name))
+                plan.append(Planned(item.url, name, _claimed_kind(item)))
         else:
             raise TypeError(f"expected a JobResult or an Output, got {type(item).__name__}")
     for url, _ in plan:
@@ -174,7 +230,10 @@ async def download_outputs(
 
     Raises:
         APIError: the file host answered with an HTTP error (e.g. an expired URL).
-        TransportError: the connection failed or broke mid-file.
+        UnexpectedContentError: a file is empty, or not of its kind.
+        TransportError: the connection failed or broke mid-file; `ProtocolError`
+            for a file over ``Timeouts.max_download_bytes``.
+        ClientClosedError: the client closed during the downloads.
         OSError: *dest_dir* or a file in it could not be written.
     """
     if concurrency < 1:
@@ -187,17 +246,18 @@ async def download_outputs(
 
     async def one(index: int) -> None:
         url, name = plan[index]
-        paths[index] = await _download(transport, url, dest, name, taken)
+        kind = _kind(plan[index])
+        paths[index] = await _download(transport, url, dest, name, kind, taken)
 
     await run_all(range(len(plan)), one, limit=concurrency)
     return [p for p in paths if p is not None]
 
 
 async def _download(
-    transport: Transport, url: str, dest: anyio.Path, name: str, taken: set[str]
+    transport: Transport, url: str, dest: anyio.Path, name: str, kind: str, taken: set[str]
 ) -> pathlib.Path:
     async with transport.stream(url) as stream:
-        chunks = _checked(stream.chunks, name.rpartition(".")[2], name)
+        chunks = _checked(stream.chunks, kind, name)
         first = await anext(chunks, b"")  # a mismatch fails before any file exists
         final, part, file = await _claim(dest, name, taken)
         try:
@@ -216,7 +276,10 @@ async def _download(
 
 
 async def _checked(chunks: AsyncIterator[bytes], ext: str, what: str) -> AsyncIterator[bytes]:
-    """*chunks*, once the first bytes have been checked against the kind *ext*."""
+    """*chunks*, once the first bytes have been checked against the kind *ext*.
+
+    An empty file fails too (`check_kind`), before anything is yielded.
+    """
     head = b""
     async for chunk in chunks:
         if len(head) < _SNIFF_BYTES:
@@ -226,28 +289,50 @@ async def _checked(chunks: AsyncIterator[bytes], ext: str, what: str) -> AsyncIt
             check_kind(head, ext, what)
             chunk, head = head, head[:_SNIFF_BYTES]
         yield chunk
-    if 0 < len(head) < _SNIFF_BYTES:
+    if len(head) < _SNIFF_BYTES:
         check_kind(head, ext, what)
         yield head
 
 
 async def stream_output(transport: Transport, output: Output) -> AsyncIterator[bytes]:
     """The bytes of *output*'s file, chunk by chunk, checked against its kind."""
-    url, name = _only(output)
-    async with transport.stream(url) as stream:
-        async for chunk in _checked(stream.chunks, name.rpartition(".")[2], name):
+    planned = _only(output)
+    async with transport.stream(planned[0]) as stream:
+        async for chunk in _checked(stream.chunks, _kind(planned), planned[1]):
             yield chunk
 
 
+def check_max_bytes(max_bytes: object) -> int:
+    """*max_bytes* if it is an int >= 1, else TypeError/ValueError (before any request)."""
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
+        raise TypeError(f"max_bytes must be an int, got {type(max_bytes).__name__} {max_bytes!r}")
+    if max_bytes < 1:
+        raise ValueError(f"max_bytes must be >= 1 (an empty file is no result), got {max_bytes!r}")
+    return max_bytes
+
+
 async def read_output(transport: Transport, output: Output, *, max_bytes: int) -> bytes:
-    """The whole file of *output*, at most *max_bytes* long."""
+    """The whole file of *output*, at most *max_bytes* long, checked against its kind.
+
+    Raises:
+        TypeError: *max_bytes* is not an int, or *output* not an `Output`.
+        ValueError: *max_bytes* is below 1, the output has no file, or the file is
+            over *max_bytes* (known from its declared size when there is one).
+        UnexpectedContentError: the file is empty, or not of its kind.
+        ClientClosedError: the client closed during the read.
+    """
+    check_max_bytes(max_bytes)
+    url, name = planned = _only(output)
     parts: list[bytes] = []
     size = 0
-    async for chunk in stream_output(transport, output):
-        size += len(chunk)
-        if size > max_bytes:
+    async with transport.stream(url) as stream:
+        if stream.length is not None and stream.length > max_bytes:
             raise ValueError(f"the output is larger than max_bytes={max_bytes}")
-        parts.append(chunk)
+        async for chunk in _checked(stream.chunks, _kind(planned), name):
+            size += len(chunk)
+            if size > max_bytes:
+                raise ValueError(f"the output is larger than max_bytes={max_bytes}")
+            parts.append(chunk)
     return b"".join(parts)
 
 
