@@ -21,7 +21,7 @@ from ._errors import APIError, InvalidParametersError, invalid_parameter
 from ._extras_models import ApiKeyInfo, LoraUpload, Price, ResourcePage, WebhookDetail
 from ._json import UNENCODABLE, encode_json, unencodable
 from ._prepare import check_webhook_url, endpoint_path, task_id_of
-from ._pricing import catalog_price, preview_params
+from ._pricing import catalog_price, checked_price, preview_params
 
 if TYPE_CHECKING:
     from ._api import Api
@@ -36,6 +36,25 @@ _ACCOUNT_PATH: Final = "/uc/openapi/accountStatus"
 # The price preview does not know the endpoint (errorCode 1000, as for any unknown v2 path).
 _NO_PREVIEW_CODES: Final = frozenset({"1000"})
 _LORA_MAX_BYTES: Final = 8 * 1024 * 1024 * 1024
+
+
+def _items(name: str, value: object, kind: type[Any]) -> list[Any]:
+    """*value* as a list of *kind*: one *kind* alone is one item.
+
+    A str is a sequence of letters: taken item by item, ``"FLUX.1"`` would be
+    sent as six base models.
+
+    Raises:
+        TypeError: *value* is not a *kind* nor a sequence of them.
+    """
+    if isinstance(value, kind) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray):
+        items = list(value)
+        if all(isinstance(item, kind) and not isinstance(item, bool) for item in items):
+            return items
+    kind_name = kind.__name__
+    raise TypeError(f"{name} must be one {kind_name} or a list of {kind_name}s, got {value!r}")
 
 
 class ApiExtras(AppRuns):
@@ -69,6 +88,7 @@ class ApiExtras(AppRuns):
             InvalidParametersError: the model or params are not valid (checked
                 locally for catalogued models, as ``submit`` does; nothing sent).
             LookupError: neither RunningHub nor the catalog has a price for it.
+            ProtocolError: the preview's price is negative, NaN or infinite.
             APIError, TransportError: the preview failed.
         """
         path = endpoint_path(self._prepare.catalog, model)
@@ -93,6 +113,7 @@ class ApiExtras(AppRuns):
                 raise
             return fallback
         if found is not None:
+            checked_price(found, f"the price RunningHub's preview gave for {path}")
             return Price(
                 found.amount,
                 found.currency,
@@ -140,8 +161,8 @@ class ApiExtras(AppRuns):
         resource_type: str | None = None,
         *,
         name: str | None = None,
-        base_models: Sequence[str] = (),
-        tags: Sequence[int] = (),
+        base_models: Sequence[str] | str = (),
+        tags: Sequence[int] | int = (),
         page: int = 1,
         page_size: int = 10,
     ) -> ResourcePage:
@@ -150,15 +171,22 @@ class ApiExtras(AppRuns):
         Args:
             resource_type: ``"LORA"``, ``"CHECKPOINT"``, ``"UNET"``, ... (None: every type).
             name: part of the file name to look for.
-            base_models: only these base models (``"FLUX.1"``).
-            tags: only resources with one of these tag ids.
+            base_models: only these base models (``["FLUX.1"]``; a str is one).
+            tags: only resources with one of these tag ids (an int is one).
             page: the page, from 1.
             page_size: resources per page, 1 to 50.
 
         Raises:
+            TypeError: an argument of the wrong type (nothing sent).
             ValueError: *page* or *page_size* out of range (nothing sent).
             APIError, TransportError: the call failed.
         """
+        if resource_type is not None and not isinstance(resource_type, str):
+            raise TypeError(f"resource_type must be a str or None, got {resource_type!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a str or None, got {name!r}")
+        models = _items("base_models", base_models, str)
+        tag_ids = _items("tags", tags, int)
         if isinstance(page, bool) or not isinstance(page, int) or page < 1:
             raise ValueError(f"page must be an int >= 1, got {page!r}")
         if isinstance(page_size, bool) or not isinstance(page_size, int):
@@ -170,10 +198,10 @@ class ApiExtras(AppRuns):
             body["resourceType"] = resource_type
         if name is not None:
             body["resourceName"] = name
-        if base_models:
-            body["baseModels"] = list(base_models)
-        if tags:
-            body["tags"] = list(tags)
+        if models:
+            body["baseModels"] = models
+        if tag_ids:
+            body["tags"] = tag_ids
         return await self._api.resources(body)
 
     # -- LoRA ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import anyio
 from . import _catalog, _downloads, _images, _uploads
 from ._images import ImageInput
 from ._models import JobResult, Output, UploadedFile
+from ._prepare import check_encodable, check_webhook_url
 
 if TYPE_CHECKING:
     from ._api import Api
@@ -133,7 +134,8 @@ class ImageHelpers:
         Raises:
             ValueError: unknown *model* (the message lists the models).
             InvalidParametersError: a value the model does not allow, too many
-                images, or a str image that is not a URL; nothing was uploaded.
+                images, a str image that is not a URL, a prompt JSON cannot carry,
+                or a bad *webhook_url*; nothing was uploaded.
             FileTooLargeError: an image is over the model's per-image limit
                 (``field`` ``imageUrls[i]``); nothing was uploaded.
             TypeError: *images* is not a list of images.
@@ -141,6 +143,8 @@ class ImageHelpers:
             Everything ``upload`` and ``submit`` raise.
         """
         self._open()
+        if webhook_url is not None:
+            webhook_url = check_webhook_url(webhook_url)  # before any upload
         path = _images.endpoint_for("edit", model)
         inputs = _images.check_images(images, path)
 
@@ -162,7 +166,10 @@ class ImageHelpers:
         params([_images.image_label(image) for image in inputs])
         sources = await _uploads.inspect_images(inputs)
         labels = [s if isinstance(s, str) else s.label for s in sources]
-        params(labels, _uploads.known_sizes(sources))
+        path, body = params(labels, _uploads.known_sizes(sources))
+        if any(isinstance(source, _uploads.LocalFile) for source in sources):
+            # What ``submit`` would refuse to encode is refused before the uploads.
+            check_encodable(body, path)
         urls = await _uploads.upload_images(self._api, self._upload_cache, sources)
         path, body = params(urls)
         return await self.submit(path, body, webhook_url=webhook_url)

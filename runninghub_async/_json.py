@@ -35,8 +35,9 @@ def encode_json(value: Any) -> bytes:
     """*value* as strict JSON bytes (NaN, infinity and non-JSON types refused).
 
     Raises:
-        ValueError: NaN or infinity, a value that contains itself, or text with a
-            lone surrogate (`UnicodeEncodeError`: UTF-8 cannot carry it).
+        ValueError: NaN or infinity, a value that contains itself, an int with more
+            digits than ``sys.get_int_max_str_digits()`` allows, or text with a lone
+            surrogate (`UnicodeEncodeError`: UTF-8 cannot carry it).
         TypeError: a value JSON cannot represent (a set, a Decimal, a Path, ...).
         RecursionError: nesting deeper than the interpreter's recursion limit.
     """
@@ -65,6 +66,8 @@ def unencodable(value: Any, error: BaseException) -> str:
     if isinstance(error, ValueError):
         if "ircular" in str(error):  # json's "Circular reference detected"
             return "contains itself"
+        if "integer string conversion" in str(error):  # int -> str over the digit limit
+            return "is or holds an integer too large to send"
         return "is or holds a NaN or infinite number"
     if isinstance(value, list | tuple | dict):
         return f"holds a value JSON cannot carry ({error})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import AsyncIterator, Callable
+from typing import Final
 
 import anyio
 import anyio.abc
@@ -31,6 +32,12 @@ from ._wire import converter
 __all__ = ["Live", "opened"]
 
 Finished = Callable[[Tracked, JobResult | RunningHubError], None]
+
+# The most slots ``max_in_flight="auto"`` takes from ``concurrentLimit``.  The
+# number sizes the slot window and ``run_many``'s default window (the memory a
+# batch holds), so a server's 10**30 must not become ours; real keys have a
+# few (NORMAL: 2), and 1000 is the personal queue's own cap (code 814).
+MAX_AUTO_LIMIT: Final = 1000
 
 
 @attrs.define
@@ -121,7 +128,7 @@ async def opened(
                 await tg.start(poller.run)
                 if config.auto_limit:
                     status = await api.queue_status()
-                    limiter.set_limit(max(1, status.concurrent_limit))
+                    limiter.set_limit(min(MAX_AUTO_LIMIT, max(1, status.concurrent_limit)))
                 yield live
             finally:
                 await _close(live, config.timeouts.total)

@@ -36,6 +36,9 @@ __all__ = [
 _NODE_ID: Final = re.compile(r"[A-Za-z0-9_:-]+")
 _RUN_ID: Final = re.compile(r"[0-9]{1,40}")
 _KINDS: Final = {"ai-app": "webapp_id", "workflow": "workflow_id"}
+# Ints this short always convert to text: ``sys.set_int_max_str_digits`` takes
+# no limit under 640 digits, and 2**2000 has 603.  Longer ones are tried.
+_SAFE_INT_BITS: Final = 2000
 
 
 def _node_id(value: object) -> Any:
@@ -101,6 +104,13 @@ def _check(item: NodeInput, label: str) -> NodeInput:
         raise _bad(label, "has no value (None)", value, "a str, number, bool or local file")
     if isinstance(value, float) and not math.isfinite(value):
         raise _bad(label, "is NaN or infinite", value, "a finite number")
+    if isinstance(value, int) and value.bit_length() > _SAFE_INT_BITS:
+        try:
+            str(value)
+        except ValueError:  # over the interpreter's int -> str digit limit
+            raise _bad(
+                label, "is an integer too large to send", f"<int of {value.bit_length()} bits>"
+            ) from None
     if isinstance(value, str | int | float) or is_local_file(value):
         return item
     raise _bad(

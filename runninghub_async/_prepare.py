@@ -26,7 +26,19 @@ from ._json import UNENCODABLE, encode_json, is_task_id, unencodable
 from ._specs import EndpointSpec, ParamSpec
 from ._uploads import LocalFile, inspect_local
 
-__all__ = ["TOKEN_PARAM", "Preparer", "Request", "endpoint_path", "task_id_of"]
+__all__ = [
+    "LOCAL_PLACEHOLDER",
+    "TOKEN_PARAM",
+    "Preparer",
+    "Request",
+    "check_encodable",
+    "check_webhook_url",
+    "endpoint_path",
+    "task_id_of",
+]
+
+LOCAL_PLACEHOLDER: Final = "local-file"
+"""What stands in for a local file when a body is checked before its uploads."""
 
 TOKEN_PARAM: Final = "rh_token"
 """The query parameter of ``webhook_url`` that carries a task's secret token."""
@@ -144,8 +156,9 @@ class Preparer:
     ) -> dict[str, Any]:
         """*params* with local files in media fields uploaded and replaced by URLs.
 
-        Every file is measured and checked against the model's limits before the
-        first upload, so a bad call uploads nothing.
+        Every file is measured and checked against the model's limits, and the
+        rest of the body checked to encode as JSON, before the first upload, so
+        a bad call uploads nothing.
         """
         body = dict(params)
         if spec is None:
@@ -153,6 +166,9 @@ class Preparer:
         found = list(self._local_items(spec, body))
         if not found:
             return body
+        # Encoding is otherwise checked by `finish`, after the uploads: check the
+        # body now, with placeholders for its files (only here, where it uploads).
+        check_encodable(_with_placeholders(body, found), spec.path)
         locals_ = [await inspect_local(item) for _, _, item in found]
         self._raise_violations(spec, body, {f.label: f.size for f in locals_})
         for (param, index, _), local in zip(found, locals_, strict=True):
@@ -216,6 +232,33 @@ def check_webhook_url(url: object) -> str:
     except ValueError as exc:
         problem = str(exc).removeprefix("webhook_url ")
         raise invalid_parameter("webhook_url", problem) from None
+
+
+def _with_placeholders(
+    body: Mapping[str, Any], found: Sequence[tuple[ParamSpec, int | None, Any]]
+) -> dict[str, Any]:
+    """*body* with each local file of *found* replaced by `LOCAL_PLACEHOLDER`."""
+    plain = dict(body)
+    for param, index, _ in found:
+        if index is None:
+            plain[param.name] = LOCAL_PLACEHOLDER
+        else:
+            items = list(plain[param.name])
+            items[index] = LOCAL_PLACEHOLDER
+            plain[param.name] = items
+    return plain
+
+
+def check_encodable(body: Mapping[str, Any], path: str) -> None:
+    """Refuse *body* unless it encodes as JSON (local files replaced by placeholders).
+
+    For the calls that upload before they submit: what the submit would refuse
+    is refused before any upload.
+
+    Raises:
+        InvalidParametersError: ``field`` names the value JSON cannot hold.
+    """
+    _encoded(body, path)
 
 
 def _encoded(body: Mapping[str, Any], path: str) -> bytes:

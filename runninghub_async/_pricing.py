@@ -16,11 +16,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from . import _catalog
-from ._errors import RunningHubError
+from ._errors import ProtocolError, RunningHubError
 from ._extras_models import Price
 from ._nodes import is_local_file
 
-__all__ = ["BudgetExceededError", "CostBudget", "catalog_price", "preview_params"]
+__all__ = [
+    "BudgetExceededError",
+    "CostBudget",
+    "catalog_price",
+    "checked_price",
+    "preview_params",
+]
 
 CATALOG_CURRENCY: Final = "CNY"
 _PER_SECONDS: Final = {"second": 1.0, "second (minimum)": 1.0, "5 seconds": 5.0}
@@ -55,9 +61,12 @@ def _number(value: object) -> float | None:
         return None
     try:
         number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int past float's range: counted as infinite, so unpriced
+        return math.inf
     except (TypeError, ValueError):
         return None
-    return number if math.isfinite(number) and number > 0 else None
+    # An infinite count or duration stays infinite (no price), never the default.
+    return number if number > 0 else None
 
 
 def catalog_price(path: str, params: Mapping[str, Any]) -> Price | None:
@@ -81,7 +90,14 @@ def catalog_price(path: str, params: Mapping[str, Any]) -> Price | None:
     elif unit == "1000 characters":
         text = params.get("text") or params.get("prompt") or ""
         amount *= max(1, math.ceil(len(str(text)) / 1000))
-    value = Decimal(str(amount)).quantize(_CENT).normalize()
+    try:
+        if not math.isfinite(amount) or amount < 0:
+            raise InvalidOperation
+        value = Decimal(str(amount)).quantize(_CENT).normalize()
+    except InvalidOperation:
+        # An absurd duration or count (1e308 images) has no price to the cent:
+        # none, rather than an infinite or raw decimal error in a budget.
+        return None
     return Price(
         value,
         CATALOG_CURRENCY,
@@ -89,6 +105,19 @@ def catalog_price(path: str, params: Mapping[str, Any]) -> Price | None:
         source="catalog",
         endpoint=spec.path,
     )
+
+
+def checked_price(price: Price, what: str) -> Price:
+    """*price* if its amount is a finite amount >= 0, else a `ProtocolError`.
+
+    A budget adds prices up: a negative one would make room for more items, a
+    NaN makes every comparison fail, an infinite one is no price.  They fail
+    closed, so nothing is submitted on their account.
+    """
+    amount = price.amount
+    if not isinstance(amount, Decimal) or not amount.is_finite() or amount < 0:
+        raise ProtocolError(f"{what} is not a finite amount >= 0: {str(amount)[:40]!r}")
+    return price
 
 
 def preview_params(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -161,11 +190,12 @@ class CostBudget:
 
         Raises:
             ValueError: its price is in another currency than the earlier ones.
+            ProtocolError: its price is negative, NaN or infinite (not reserved).
             Everything ``RunningHub.price`` raises.
         """
         if self.refused is not None:
             return False
-        price = await self.price(endpoint, params)
+        price = checked_price(await self.price(endpoint, params), f"the price of {endpoint}")
         if self.currency is None:
             self.currency = price.currency
         elif price.currency != self.currency:

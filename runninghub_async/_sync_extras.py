@@ -152,8 +152,8 @@ class SyncExtras:
         resource_type: str | None = None,
         *,
         name: str | None = None,
-        base_models: Sequence[str] = (),
-        tags: Sequence[int] = (),
+        base_models: Sequence[str] | str = (),
+        tags: Sequence[int] | int = (),
         page: int = 1,
         page_size: int = 10,
     ) -> ResourcePage:

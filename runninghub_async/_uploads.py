@@ -24,7 +24,8 @@ import attrs
 
 from ._api import UPLOAD_PATH, Api
 from ._concurrency import run_all
-from ._errors import FileTooLargeError, InvalidParametersError
+from ._config import check_base_url
+from ._errors import FileTooLargeError, InvalidParametersError, ProtocolError
 from ._images import data_uri_size, image_label
 from ._models import UploadedFile
 from ._transport import FormFile
@@ -36,6 +37,7 @@ __all__ = [
     "UPLOAD_PATH",
     "LocalFile",
     "UploadCache",
+    "checked_upload",
     "inspect_images",
     "inspect_local",
     "known_sizes",
@@ -94,7 +96,8 @@ async def inspect_local(
     Raises:
         TypeError: *source* is not a path, bytes or a binary file object (a str
             is refused: pass ``pathlib.Path(...)`` for a local file).
-        ValueError: a path that is not a regular file.
+        ValueError: a path that is not a regular file, or a file object
+            positioned past its end.
         OSError: the file cannot be read.
     """
     label = image_label(source)
@@ -131,9 +134,19 @@ def _measure_stream(stream: BinaryIO, read_limit: int) -> tuple[int, int, bytes 
             start = stream.tell()
             end = stream.seek(0, io.SEEK_END)
             stream.seek(start)
-            return start, end - start, None
+        else:
+            start = end = -1
     except (OSError, AttributeError, ValueError):
-        pass
+        start = end = -1
+    if start >= 0:
+        if end < start:
+            # Uploads read from the current position: past the end, the size
+            # would be negative (and aiohttp's Content-Length invalid).
+            raise ValueError(
+                f"the file object is positioned at byte {start}, past its end ({end} bytes); "
+                "seek(0) to upload it from the start"
+            )
+        return start, end - start, None
     # Not seekable (a pipe, a socket): buffer it, but never more than the limit allows.
     chunks: list[bytes] = []
     total = 0
@@ -330,9 +343,31 @@ async def upload_local(
         form = FormFile(filename, local.size, _chunks(local, reader))
 
         async def send() -> UploadedFile:
-            return await api.upload(lambda: form)
+            return checked_upload(await api.upload(lambda: form))
 
         return await cache.get_or_upload(digest, send)
+
+
+def checked_upload(uploaded: UploadedFile) -> UploadedFile:
+    """*uploaded* if its answer can be submitted: an http(s) URL and a file name.
+
+    The answer's URL goes into a paid submit as it is, so a server that answers
+    an upload with no usable URL (empty, ``javascript:``, a number) fails the
+    upload here, never the submit (and the answer is not cached).
+
+    Raises:
+        ProtocolError: the upload answer has no absolute http(s) URL or no file name.
+    """
+    try:
+        check_base_url(uploaded.download_url, name="download_url", query=True)
+    except (TypeError, ValueError):
+        raise ProtocolError(
+            f"{UPLOAD_PATH} answered an upload without an absolute http(s) download_url: "
+            f"{str(uploaded.download_url)[:80]!r}"
+        ) from None
+    if not isinstance(uploaded.file_name, str) or not uploaded.file_name.strip():
+        raise ProtocolError(f"{UPLOAD_PATH} answered an upload without a fileName")
+    return uploaded
 
 
 async def upload_images(

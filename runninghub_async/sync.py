@@ -21,6 +21,7 @@ and raises the very exceptions the async one raises.  In async code, use
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Generator, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -179,6 +180,22 @@ class RunningHub(PortalClient, SyncExtras, SyncFiles):
         return self._client.statistics()
 
 
+def _seconds(timeout: object) -> float | None:
+    """*timeout* as float seconds, refused in the caller's thread if the loop's
+    deadline arithmetic would choke on it (NaN, a str)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(f"timeout must be a number of seconds or None, got {timeout!r}")
+    try:
+        seconds = float(timeout)
+    except OverflowError:  # an int past float's range: forever (or refused below)
+        seconds = math.inf if timeout > 0 else -math.inf
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(f"timeout must be a number of seconds >= 0, got {timeout!r}")
+    return seconds
+
+
 class Job:
     """A task on RunningHub, as the blocking client's ``submit`` and ``attach`` return it.
 
@@ -221,17 +238,20 @@ class Job:
         """Block until the task ends and return its result; see ``runninghub_async.Job.wait``.
 
         Args:
-            timeout: seconds to wait at most (None: until the client's
+            timeout: seconds to wait at most, >= 0 (None: until the client's
                 ``job_timeout``).  Only this wait ends; the job goes on.
 
         Raises:
             TimeoutError: *timeout* passed first (the built-in one, not
                 ``JobTimeoutError``, which means the job itself timed out).
+            TypeError: *timeout* is not a number or None.
+            ValueError: *timeout* is NaN or negative.
             Everything ``runninghub_async.Job.wait`` raises.
         """
+        seconds = _seconds(timeout)
 
         async def wait() -> JobResult:
-            with anyio.fail_after(timeout):
+            with anyio.fail_after(seconds):
                 return await self._job.wait()
 
         return self._client._call(wait)

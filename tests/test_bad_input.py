@@ -14,6 +14,7 @@ import pytest
 from runninghub_async import (
     AuthenticationError,
     InvalidParametersError,
+    NodeInput,
     PollPolicy,
     RunningHub,
     TaskFailedError,
@@ -118,6 +119,7 @@ def _deep(levels: int) -> list[Any]:
         (_contains_itself(), "contains itself"),
         (_deep(100_000), "is nested too deeply"),
         ([1.0, math.inf], "is or holds a NaN or infinite number"),
+        pytest.param(10**5000, "is or holds an integer too large to send", id="huge-int"),
         (["ok", {1, 2}], "holds a value JSON cannot carry"),
         ({1, 2}, "is a set"),
     ],
@@ -225,12 +227,108 @@ def test_bad_constructor_arguments_fail_at_construction(
         lambda: PollPolicy(target_delay="1"),  # type: ignore[arg-type]
         lambda: Timeouts(total=math.inf),
         lambda: Timeouts(max_response_bytes=0),
+        lambda: Timeouts(max_response_bytes=2**63),  # overflowed zlib's ssize_t on gzip answers
+        lambda: Timeouts(max_response_bytes=2**30 + 1),
     ],
 )
 def test_bad_config_objects_fail_at_construction(build: Any) -> None:
     """NaN, infinities, bools and strings are refused by the config objects themselves."""
     with pytest.raises((TypeError, ValueError)):
         build()
+
+
+def test_the_largest_answer_bound_is_a_gib() -> None:
+    """``max_response_bytes`` goes up to 1 GiB, not past it."""
+    assert Timeouts(max_response_bytes=2**30).max_response_bytes == 2**30
+
+
+IMG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+EDIT = "rhart-image-n-pro/edit"
+EDIT_PARAMS = {"prompt": "x", "imageUrls": [IMG], "resolution": "1k"}
+TXT2IMG = "1904163390028185602"  # a workflow the fake knows
+HOOK = "ftp://example.com/hook"
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        # JSON cannot carry a lone surrogate: submit's own encoding would refuse it.
+        (lambda c: c.submit(EDIT, {**EDIT_PARAMS, "prompt": "x \ud800"}), ValueError),
+        (lambda c: c.submit_edit_image("x \ud800", [IMG]), ValueError),
+        (lambda c: c.submit_app("123", {"1.image": IMG, "2.text": "\ud800"}), ValueError),
+        # A per-call webhook URL RunningHub cannot call.
+        (lambda c: c.submit_edit_image("x", [IMG], webhook_url=HOOK), ValueError),
+        (lambda c: c.submit_app("123", {"1.image": IMG}, webhook_url=HOOK), ValueError),
+        (lambda c: c.submit_workflow("123", {"1.image": IMG}, webhook_url=HOOK), ValueError),
+        # An int over the interpreter's int -> str digit limit.
+        (lambda c: c.submit_app("123", {"1.image": IMG, "2.seed": 10**5000}), ValueError),
+        (
+            lambda c: c.submit_workflow(
+                "1", [NodeInput("1", "image", IMG), NodeInput("2", "seed", -(10**5000))]
+            ),
+            ValueError,
+        ),
+        # Run options of the wrong type or an unknown instance type.
+        (lambda c: c.submit_app("123", {"1.image": IMG}, instance_type="turbo"), ValueError),
+        (lambda c: c.submit_workflow("1", {}, instance_type=["x"]), TypeError),
+        (lambda c: c.submit_workflow("1", {}, use_personal_queue="maybe"), TypeError),
+        (lambda c: c.submit_workflow("1", {}, add_metadata=1), TypeError),
+        (lambda c: c.submit_app("1", {}, instance_type="turbo"), InvalidParametersError),
+    ],
+)
+async def test_bad_input_is_refused_before_any_upload(
+    call: Any, error: type[Exception], fake: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """Each was refused only after uploading its local file, or sent as a paid submit."""
+    async with make_client() as client:
+        with pytest.raises(error) as caught:
+            await call(client)
+        assert fake.stats.requests_total == 0
+        assert not fake.uploads
+    if isinstance(caught.value, InvalidParametersError):
+        assert "NaN" not in str(caught.value)
+
+
+async def test_too_large_an_int_in_node_inputs_is_named(client: RunningHub) -> None:
+    """A clear error naming the input, not the interpreter's digit limit."""
+    with pytest.raises(InvalidParametersError, match="integer too large to send") as caught:
+        await client.submit_app("123", {"2.seed": 10**5000})
+    assert caught.value.field == "inputs['2.seed']"
+
+
+async def test_instance_types_documented_or_reported_are_sent(
+    fake: FakeRunningHub, make_client: ClientFactory
+) -> None:
+    """The instance types "default", "plus" and "ultra" go out; unvalidated, any str does."""
+    async with make_client() as client:
+        for kind in ("default", "plus", "ultra"):
+            await client.submit_workflow(TXT2IMG, {}, instance_type=kind, use_personal_queue=True)
+    async with make_client(validate=False) as client:
+        await client.submit_workflow(TXT2IMG, {}, instance_type="mega")
+        with pytest.raises(TypeError):
+            await client.submit_workflow("1", {}, instance_type=2)  # type: ignore[arg-type]
+    assert [t.params.get("instanceType") for t in fake.tasks.values()] == [
+        "default",
+        "plus",
+        "ultra",
+        "mega",
+    ]
+
+
+async def test_a_file_object_past_its_end_is_refused_before_sending(
+    client: RunningHub, fake: FakeRunningHub, tmp_path: pathlib.Path
+) -> None:
+    """Its size would be negative (aiohttp's "Invalid Content-Length header: '-9806'")."""
+    path = tmp_path / "small.png"
+    path.write_bytes(IMG)
+    with path.open("rb") as handle:
+        handle.seek(10_000)
+        with pytest.raises(ValueError, match="past its end"):
+            await client.upload(handle)
+        handle.seek(8)  # from the current position: the rest of the file
+        uploaded = await client.upload(handle)
+    assert uploaded.size == len(IMG) - 8
+    assert fake.stats.requests_total == 1
 
 
 async def test_a_failed_jobs_traceback_does_not_grow_with_each_wait(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -17,14 +18,18 @@ from runninghub_async import (
     CostBudget,
     InvalidParametersError,
     Price,
+    ProtocolError,
     RunningHub,
     ServerError,
     TaskNotFoundError,
 )
 from runninghub_async._batch import run_batch
+from runninghub_async._live import MAX_AUTO_LIMIT
+from runninghub_async._pricing import catalog_price
 from runninghub_async.testing import FakeRunningHub
 
 from .conftest import FAST_POLL, FAST_RETRY, ClientFactory
+from .hostile import KEY, serve, task_body
 
 pytestmark = pytest.mark.anyio
 
@@ -161,6 +166,129 @@ async def test_run_many_max_cost(client: RunningHub, fake: FakeRunningHub) -> No
     assert isinstance(items[-1].error, BudgetExceededError)
 
 
+@pytest.mark.parametrize("amount", ["-5", "-Infinity", "Infinity", "NaN", "sNaN", -0.01])
+async def test_a_price_that_is_no_amount_fails_closed(amount: object) -> None:
+    """A negative price made room under max_cost (all 10 sent), NaN a raw decimal error."""
+    submits = 0
+
+    async def preview(request: web.Request) -> web.Response:
+        body = {"estimatedPrice": amount, "currency": "USD", "errorCode": "", "errorMessage": ""}
+        return web.json_response(body)
+
+    async def submit(request: web.Request) -> web.Response:
+        nonlocal submits
+        submits += 1
+        return task_body(str(1000 + submits), "QUEUED")
+
+    routes = {
+        ("POST", "/openapi/v2/price-preview/{tail:.*}"): preview,
+        ("POST", "/openapi/v2/{tail:.*}"): submit,
+    }
+    async with serve(routes) as base:
+        async with RunningHub(
+            api_key=KEY, base_url=base, retry=FAST_RETRY, requests_per_second=None
+        ) as client:
+            with pytest.raises(ProtocolError, match="not a finite amount"):
+                await client.price(T2I, GOOD)
+            items = [i async for i in client.run_many(T2I, [GOOD] * 10, max_cost="1.00")]
+    assert submits == 0
+    assert len(items) == 10
+    assert all(isinstance(i.error, ProtocolError) for i in items)
+
+
+async def test_a_budget_refuses_a_negative_price_from_any_source() -> None:
+    """``CostBudget`` takes any ``price_of``: it checks the amounts itself."""
+
+    async def price_of(endpoint: str, params: Mapping[str, Any]) -> Price:
+        return Price(Decimal(params["amount"]), "CNY")
+
+    budget = CostBudget(price_of, "1")
+    with pytest.raises(ProtocolError):
+        await budget.reserve(T2I, {"amount": "-1"})
+    with pytest.raises(ProtocolError):
+        await budget.reserve(T2I, {"amount": "NaN"})
+    assert budget.spent == 0
+    assert await budget.reserve(T2I, {"amount": "0.5"})
+
+
+@pytest.mark.parametrize(
+    "count", [1e308, math.inf, 10**400, "inf"], ids=["1e308", "inf", "10**400", "'inf'"]
+)
+def test_the_catalog_prices_no_absurd_count(count: object) -> None:
+    """An overflowing count has no price (it raised decimal.InvalidOperation, or priced 1)."""
+    model = "alibaba/qwen-image-2.0/text-to-image"
+    assert catalog_price(model, {"prompt": "x", "imageNum": count}) is None
+    two = catalog_price(model, {"prompt": "x", "imageNum": 2})
+    assert two is not None
+    assert two.amount == Decimal("0.26")
+
+
+# -- hostile answers ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"download_url": "javascript:alert(1)", "fileName": "x.png"},
+        {"download_url": 12345, "fileName": "x.png"},
+        {"download_url": "", "fileName": "x.png"},
+        {"download_url": "/relative/x.png", "fileName": "x.png"},
+        {"download_url": "https://cdn.example/x.png", "fileName": ""},
+    ],
+)
+async def test_an_upload_answer_without_a_usable_url_is_a_protocol_error(
+    data: dict[str, Any],
+) -> None:
+    """Such answers went into a paid submit as imageUrls; nothing is submitted now."""
+    submits: list[str] = []
+
+    async def upload(request: web.Request) -> web.Response:
+        await request.read()
+        answer = {"code": 0, "msg": "ok", "data": {**data, "size": 72, "type": "image"}}
+        return web.json_response(answer)
+
+    async def submit(request: web.Request) -> web.Response:
+        submits.append(request.path)
+        return task_body("1001", "QUEUED")
+
+    routes = {
+        ("POST", "/openapi/v2/media/upload/binary"): upload,
+        ("POST", "/openapi/v2/{tail:.*}"): submit,
+    }
+    image = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
+    async with serve(routes) as base:
+        async with RunningHub(
+            api_key=KEY, base_url=base, retry=FAST_RETRY, requests_per_second=None
+        ) as client:
+            with pytest.raises(ProtocolError, match="upload"):
+                await client.submit_edit_image("x", [image])
+            with pytest.raises(ProtocolError, match="upload"):
+                await client.submit_app("123", {"1.image": image})
+            with pytest.raises(ProtocolError, match="upload"):
+                await client.upload(image)
+    assert submits == []
+
+
+async def test_auto_max_in_flight_takes_a_bounded_limit_from_the_server() -> None:
+    """``concurrentLimit`` 10**30 became 10**30 slots (and run_many's default window)."""
+
+    async def queue_status(request: web.Request) -> web.Response:
+        data = {
+            "concurrentLimit": 10**30,
+            "runningCount": "0",
+            "queuedCount": "0",
+            "totalCurrentTasks": "0",
+            "apiKeyType": "SHARED",
+        }
+        return web.json_response({"code": 0, "msg": "ok", "data": data})
+
+    async with serve({("GET", "/openapi/v2/queue/status"): queue_status}) as base:
+        async with RunningHub(
+            api_key=KEY, base_url=base, max_in_flight="auto", requests_per_second=None
+        ) as client:
+            assert client.statistics().limiter.max_in_flight == MAX_AUTO_LIMIT
+
+
 # -- webhooks -------------------------------------------------------------------------------
 
 
@@ -241,6 +369,34 @@ async def test_resources_are_paged_and_filtered(client: RunningHub, fake: FakeRu
     before = fake.stats.requests_total
     with pytest.raises(ValueError, match="page_size"):
         await client.resources(page_size=51)
+    assert fake.stats.requests_total == before
+
+
+async def test_resources_take_one_base_model_as_a_str(client: RunningHub) -> None:
+    """``"FLUX.1"`` was sent as six base models, "F", "L", "U", ..."""
+    flux = await client.resources(base_models="FLUX.1", name="lora")
+    assert [r.name for r in flux.records] == ["flux_realism_lora.safetensors"]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"resource_type": 42},
+        {"name": 7},
+        {"tags": "12"},
+        {"tags": [1, "2"]},
+        {"tags": [True]},
+        {"base_models": [b"FLUX.1"]},
+        {"base_models": 1},
+    ],
+)
+async def test_resources_refuse_wrong_types_before_sending(
+    client: RunningHub, fake: FakeRunningHub, options: dict[str, Any]
+) -> None:
+    """They were sent as they were (a str of digits as a list of one-digit tags)."""
+    before = fake.stats.requests_total
+    with pytest.raises(TypeError):
+        await client.resources(**options)
     assert fake.stats.requests_total == before
 
 

@@ -283,6 +283,28 @@ def test_wait_timeout_ends_only_that_wait(manual: FakeThread) -> None:
         assert job.wait(timeout=10).status is TaskStatus.SUCCESS
 
 
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        (float("nan"), ValueError),  # was anyio's "deadline must not be NaN"
+        (-1, ValueError),
+        ("2", TypeError),  # was "unsupported operand type(s) for +: 'float' and 'str'"
+        (True, TypeError),
+        (b"2", TypeError),
+    ],
+)
+def test_a_bad_wait_timeout_is_named(
+    manual: FakeThread, timeout: object, error: type[Exception]
+) -> None:
+    """A clear error naming ``timeout``; the job and the client go on."""
+    with manual.client() as client:
+        job = client.submit(T2I, GOOD)
+        with pytest.raises(error, match="timeout"):
+            job.wait(timeout=timeout)  # type: ignore[arg-type]
+        manual.finish(job.task_id)
+        assert job.wait(timeout=10**400).status is TaskStatus.SUCCESS  # past float: forever
+
+
 def _blocked_in_wait(thread: threading.Thread) -> bool:
     frame = sys._current_frames().get(thread.ident or 0)
     while frame is not None:
