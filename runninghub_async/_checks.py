@@ -20,6 +20,7 @@ COMMON_FIELDS = frozenset({"webhookUrl"})
 """Body keys every model accepts besides its own params."""
 
 MB = 1024 * 1024
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 # File extensions (and data-URI subtypes) the format check understands, by the
 # name the registry uses; anything else (no extension, ".php", ...) is not checked.
@@ -152,7 +153,12 @@ def _check_number(param: ParamSpec, value: object) -> list[Violation]:
         return [Violation(param.name, value, problem, describe(param))]
     if integer and not isinstance(value, int):
         return [Violation(param.name, value, "must be an integer", describe(param))]
-    if not math.isfinite(value):
+    if isinstance(value, int):
+        # No JSON reader on the other side takes more than 64 bits (a Java long), and
+        # a larger int cannot even be compared with a float bound here.
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            return [Violation(param.name, _short_int(value), "is too large", describe(param))]
+    elif not math.isfinite(value):
         return [Violation(param.name, value, "must be a finite number", describe(param))]
     low, high, step = param.minimum, param.maximum, param.step
     if (low is not None and value < low) or (high is not None and value > high):
@@ -160,6 +166,11 @@ def _check_number(param: ParamSpec, value: object) -> list[Violation]:
     if step and not _on_step(value, low or 0, step, integer):
         return [Violation(param.name, value, "is not on a step", describe(param))]
     return []
+
+
+def _short_int(value: int) -> str:
+    """A huge int as its size: its digits may be too many to print (or to read)."""
+    return f"<int of {value.bit_length()} bits>"
 
 
 def _on_step(value: float, base: float, step: float, integer: bool) -> bool:

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.anyio
 T2I = "rhart-image-n-pro/text-to-image"
 GOOD = {"prompt": "a calm lake", "resolution": "1k"}
 RAW = "some/uncatalogued-model"
+WAN = "alibaba/wan-2.5-preview/text-to-image"
 
 
 @pytest.mark.parametrize(
@@ -51,6 +52,8 @@ RAW = "some/uncatalogued-model"
         (T2I, {"prompt": "x", "aspectRatio": None, "resolution": "9k"}, InvalidParametersError),
         ("nano-banana-pro/text-to-imag", GOOD, InvalidParametersError),
         (T2I, ["prompt"], TypeError),
+        (WAN, {"prompt": "x", "size": "1280*1280", "seed": 10**400}, InvalidParametersError),
+        (WAN, {"prompt": "x", "size": "1280*1280", "seed": 2**63}, InvalidParametersError),
     ],
 )
 async def test_bad_submits_fail_before_any_request(
