@@ -252,15 +252,16 @@ class FileMethods:
         a bare `Output` after the last segment of its URL, sanitised.  An existing
         file is never replaced.  Downloads use a separate session that never
         carries the API key, *concurrency* at a time, bounded by
-        ``Timeouts.download_total`` and ``download_min_rate``.
+        ``Timeouts.download_total``, ``download_min_rate`` and ``max_download_bytes``.
 
         Raises:
             APIError: the file host answered with an HTTP error (an expired URL).
-            UnexpectedContentError: a file is not the kind it claims to be.
+            UnexpectedContentError: a file is empty, or not the kind it claims to be.
+            ProtocolError: a file is larger than ``Timeouts.max_download_bytes``.
             TransportError: the connection failed, broke, or was too slow.
             OSError: *dest_dir* cannot be written.
             TypeError, ValueError: *source* holds something else, or a URL is not http(s).
-            ClientClosedError: the client is not open.
+            ClientClosedError: the client is not open, or closed during the download.
         """
         live = self._open()
         plan = _downloads.plan_downloads(source)
@@ -272,7 +273,8 @@ class FileMethods:
         """The bytes of *output*'s file, checked against its kind (key-less session).
 
         Raises:
-            ValueError: the output has no file, or it is over *max_bytes*.
+            ValueError: the output has no file, or it is over *max_bytes*; *max_bytes*
+                is not a positive int (TypeError for another type), before any request.
             Everything ``download`` raises for one file.
         """
         return await _downloads.read_output(self._open().transport, output, max_bytes=max_bytes)
