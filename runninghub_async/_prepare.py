@@ -173,13 +173,7 @@ class Preparer:
         self._raise_violations(spec, body, {f.label: f.size for f in locals_})
         for (param, index, _), local in zip(found, locals_, strict=True):
             field = param.name if index is None else f"{param.name}[{index}]"
-            url = await upload(local, field, param)
-            if index is None:
-                body[param.name] = url
-            else:
-                items = list(body[param.name])
-                items[index] = url
-                body[param.name] = items
+            _put(body, param, index, await upload(local, field, param))
         return body
 
     def media_params(self, spec: EndpointSpec) -> tuple[ParamSpec, ...]:
@@ -240,13 +234,19 @@ def _with_placeholders(
     """*body* with each local file of *found* replaced by `LOCAL_PLACEHOLDER`."""
     plain = dict(body)
     for param, index, _ in found:
-        if index is None:
-            plain[param.name] = LOCAL_PLACEHOLDER
-        else:
-            items = list(plain[param.name])
-            items[index] = LOCAL_PLACEHOLDER
-            plain[param.name] = items
+        _put(plain, param, index, LOCAL_PLACEHOLDER)
     return plain
+
+
+def _put(body: dict[str, Any], param: ParamSpec, index: int | None, value: Any) -> None:
+    """Set *param* of *body* to *value*, or item *index* of it (a fresh list: *params*
+    as the caller passed them are never changed)."""
+    if index is None:
+        body[param.name] = value
+    else:
+        items = list(body[param.name])
+        items[index] = value
+        body[param.name] = items
 
 
 def check_encodable(body: Mapping[str, Any], path: str) -> None:

@@ -5,9 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+import anyio
 from aiohttp import web
+
+from runninghub_async import RunningHub
+
+from .conftest import FAST_POLL, FAST_RETRY
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -71,3 +77,22 @@ def success_body(task_id: str, url: str) -> web.Response:
         ),
         content_type="application/json",
     )
+
+
+def client_for(base_url: str, **overrides: object) -> RunningHub:
+    """A client of *base_url* with the tests' fast cadence and retries (override by keyword)."""
+    options: dict[str, object] = {
+        "api_key": KEY,
+        "base_url": base_url,
+        "poll": FAST_POLL,
+        "retry": FAST_RETRY,
+        "requests_per_second": None,
+        "seed": 3,
+    }
+    options.update(overrides)
+    return RunningHub(**options)  # type: ignore[arg-type]
+
+
+async def listing(path: Path) -> list[str]:
+    """The names in directory *path*, sorted (a download must leave no ``.part`` behind)."""
+    return sorted([entry.name async for entry in anyio.Path(path).iterdir()])

@@ -14,31 +14,13 @@ from runninghub_async import ClientClosedError, Output, RetryPolicy, RunningHub,
 from runninghub_async._payloads import FormFile
 from runninghub_async._transport import Transport
 
-from .conftest import FAST_POLL, FAST_RETRY
-from .hostile import KEY, serve_app
+from .hostile import KEY, client_for, listing, serve_app
 
 pytestmark = pytest.mark.anyio
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 # Long enough that only the close can end what these tests start.
 SLOW = Timeouts(connect=5.0, read=60.0, total=60.0, download_total=60.0)
-
-
-def _client(base_url: str, **overrides: object) -> RunningHub:
-    options: dict[str, object] = {
-        "api_key": KEY,
-        "base_url": base_url,
-        "poll": FAST_POLL,
-        "retry": FAST_RETRY,
-        "timeouts": SLOW,
-        "requests_per_second": None,
-    }
-    options.update(overrides)
-    return RunningHub(**options)  # type: ignore[arg-type]
-
-
-async def _listing(path: Path) -> list[str]:
-    return sorted([entry.name async for entry in anyio.Path(path).iterdir()])
 
 
 class Stall:
@@ -86,7 +68,7 @@ async def _close_during(
     async with serve_app(stall.app, handler_cancellation=True, shutdown_timeout=0.1) as base:
         with anyio.fail_after(5):  # without the fix these hang for SLOW's minute
             async with anyio.create_task_group() as tg:
-                client = _client(base)
+                client = client_for(base, timeouts=SLOW)
 
                 async def call(name: str, fn: Callable[[RunningHub], Awaitable[object]]) -> None:
                     try:
@@ -121,7 +103,7 @@ async def test_reads_and_downloads_on_the_wire_end_with_client_closed(tmp_path: 
     assert sorted(paths) == ["/files/a.png", "/files/b.png", "/files/c.png"]
     for name, outcome in outcomes.items():
         assert isinstance(outcome, ClientClosedError), (name, outcome)
-    assert await _listing(tmp_path) == []
+    assert await listing(tmp_path) == []
 
 
 async def test_api_calls_on_the_wire_end_with_client_closed_and_are_not_retried(
@@ -149,7 +131,7 @@ async def test_a_cancel_from_outside_is_still_a_cancel() -> None:
     """Cancelling a stalled call is a cancel (the caller's scope catches it), not a close."""
     stall = Stall(1)
     async with serve_app(stall.app, handler_cancellation=True, shutdown_timeout=0.1) as base:
-        async with _client(base) as client, anyio.create_task_group() as tg:
+        async with client_for(base, timeouts=SLOW) as client, anyio.create_task_group() as tg:
             with anyio.CancelScope() as outer:
 
                 async def cancel_once_sent() -> None:

@@ -7,7 +7,6 @@ import traceback
 import zlib
 from pathlib import Path
 
-import anyio
 import pytest
 from aiohttp import web
 
@@ -16,36 +15,18 @@ from runninghub_async import (
     JobResult,
     Output,
     ProtocolError,
-    RunningHub,
     TaskStatus,
     Timeouts,
 )
 from runninghub_async._errors import UnexpectedContentError
 from runninghub_async._payloads import Inflater
 
-from .conftest import FAST_POLL, FAST_RETRY
-from .hostile import KEY, Recorder, serve
+from .hostile import Recorder, client_for, listing, serve
 
 pytestmark = pytest.mark.anyio
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 MIB = 1024 * 1024
-
-
-def _client(base_url: str, **overrides: object) -> RunningHub:
-    options: dict[str, object] = {
-        "api_key": KEY,
-        "base_url": base_url,
-        "poll": FAST_POLL,
-        "retry": FAST_RETRY,
-        "requests_per_second": None,
-    }
-    options.update(overrides)
-    return RunningHub(**options)  # type: ignore[arg-type]
-
-
-async def _listing(path: Path) -> list[str]:
-    return sorted([entry.name async for entry in anyio.Path(path).iterdir()])
 
 
 def _compressed(data: bytes, wbits: int) -> bytes:
@@ -67,7 +48,7 @@ async def test_a_compression_bomb_stops_at_max_download_bytes(tmp_path: Path) ->
 
     routes = {("GET", "/bomb.png"): serve_bomb, ("GET", "/big.png"): serve_big}
     async with serve(routes) as base:
-        async with _client(base, timeouts=Timeouts(max_download_bytes=MIB)) as client:
+        async with client_for(base, timeouts=Timeouts(max_download_bytes=MIB)) as client:
             for name in ("bomb.png", "big.png"):  # inflated, and declared up front
                 output = Output(url=f"{base}/{name}", output_type="png")
                 with pytest.raises(ProtocolError, match="max_download_bytes"):
@@ -77,7 +58,7 @@ async def test_a_compression_bomb_stops_at_max_download_bytes(tmp_path: Path) ->
                 with pytest.raises(ProtocolError, match="max_download_bytes"):
                     async for _ in client.stream(output):
                         pass
-    assert await _listing(tmp_path) == []
+    assert await listing(tmp_path) == []
 
 
 def test_the_download_bound_has_a_documented_default() -> None:
@@ -97,7 +78,7 @@ async def test_an_empty_file_is_no_result(tmp_path: Path) -> None:
         return web.Response(body=b"", content_type="image/png")
 
     async with serve({("GET", "/{name}"): empty}) as base:
-        async with _client(base) as client:
+        async with client_for(base) as client:
             for output in (
                 Output(url=f"{base}/empty.png", output_type="png"),
                 Output(url=f"{base}/notes.txt", output_type="txt"),  # unchecked kinds too
@@ -109,7 +90,7 @@ async def test_an_empty_file_is_no_result(tmp_path: Path) -> None:
                 with pytest.raises(UnexpectedContentError, match="empty"):
                     async for _ in client.stream(output):
                         pass
-    assert await _listing(tmp_path) == []
+    assert await listing(tmp_path) == []
 
 
 async def test_the_output_type_decides_the_check_whatever_the_url_says(tmp_path: Path) -> None:
@@ -126,7 +107,7 @@ async def test_the_output_type_decides_the_check_whatever_the_url_says(tmp_path:
 
     routes = {("GET", "/page.{ext}"): page, ("GET", "/image.exe"): image}
     async with serve(routes) as base:
-        async with _client(base) as client:
+        async with client_for(base) as client:
             for html in (
                 Output(url=f"{base}/page.exe", output_type="png"),
                 Output(url=f"{base}/page.png", output_type="image"),
@@ -138,7 +119,7 @@ async def test_the_output_type_decides_the_check_whatever_the_url_says(tmp_path:
                 result = JobResult("7", TaskStatus.SUCCESS, (html,))
                 with pytest.raises(UnexpectedContentError, match="should be png"):
                     await client.download(result, tmp_path)
-            assert await _listing(tmp_path) == []
+            assert await listing(tmp_path) == []
             (path,) = await client.download(
                 Output(url=f"{base}/image.exe", output_type="png"), tmp_path
             )
@@ -160,7 +141,7 @@ async def test_a_bad_max_bytes_fails_before_any_request(
         return web.Response(body=PNG, content_type="image/png")
 
     async with serve({("GET", "/a.png"): image}) as base:
-        async with _client(base) as client:
+        async with client_for(base) as client:
             output = Output(url=f"{base}/a.png", output_type="png")
             with pytest.raises(error, match="max_bytes"):
                 await client.read(output, max_bytes=max_bytes)  # type: ignore[arg-type]
@@ -176,7 +157,7 @@ async def test_read_refuses_a_file_over_max_bytes() -> None:
         return web.Response(body=PNG, content_type="image/png")
 
     async with serve({("GET", "/a.png"): image}) as base:
-        async with _client(base) as client:
+        async with client_for(base) as client:
             output = Output(url=f"{base}/a.png", output_type="png")
             with pytest.raises(ValueError, match="max_bytes=8"):
                 await client.read(output, max_bytes=8)
@@ -194,7 +175,7 @@ async def test_deflate_answers_are_read_with_or_without_the_zlib_header(wbits: i
         return web.Response(body=packed, headers=headers)
 
     async with serve({("POST", "/openapi/v2/query"): query}) as base:
-        async with _client(base) as client:
+        async with client_for(base) as client:
             snapshot = await client.query("1001")
     assert snapshot.task_id == "1001"
 
@@ -240,7 +221,7 @@ async def test_a_key_echoed_with_json_escapes_is_scrubbed(spelling: object) -> N
         return web.Response(text=text, content_type="application/json")
 
     async with serve({("POST", "/openapi/v2/query"): refuse}) as base:
-        async with _client(base, api_key=key) as client:
+        async with client_for(base, api_key=key) as client:
             with pytest.raises(AuthenticationError) as refused:
                 await client.query("1001")
     text = "".join(traceback.format_exception(refused.value)) + repr(vars(refused.value))

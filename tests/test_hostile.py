@@ -30,7 +30,7 @@ from runninghub_async import (
 )
 from runninghub_async._errors import UnexpectedContentError
 
-from .conftest import FAST_POLL, FAST_RETRY
+from . import hostile
 from .hostile import KEY, Recorder, serve, success_body, task_body
 
 pytestmark = pytest.mark.anyio
@@ -54,17 +54,8 @@ def _checks_within(seconds: float) -> PollPolicy:
 
 
 def client_for(base_url: str, **overrides: object) -> RunningHub:
-    options: dict[str, object] = {
-        "api_key": KEY,
-        "base_url": base_url,
-        "poll": FAST_POLL,
-        "retry": FAST_RETRY,
-        "timeouts": TIGHT,
-        "requests_per_second": None,
-        "seed": 3,
-    }
-    options.update(overrides)
-    return RunningHub(**options)  # type: ignore[arg-type]
+    """`hostile.client_for` with tight timeouts (the servers here stall on purpose)."""
+    return hostile.client_for(base_url, **{"timeouts": TIGHT, **overrides})
 
 
 async def _drip(request: web.Request) -> web.StreamResponse:
