@@ -116,7 +116,10 @@ async def _produce(
             window = anyio.Semaphore(size)
             try:
                 index = 0
-                async for item in _aiter(params):
+                async for pulled in _aiter(params):
+                    # A copy, taken now: a generator may reuse and change one dict, and
+                    # this item is read later (after a journal lookup, a price).
+                    item = dict(pulled) if isinstance(pulled, Mapping) else pulled
                     await window.acquire()
                     refusal = await gate.admit(item) if gate is not None else None
                     if refusal is not None:
@@ -126,7 +129,11 @@ async def _produce(
                     else:
                         tg.start_soon(_item, submit, index, item, send, window, gate)
                     index += 1
-            except Exception as exc:  # the caller's iterator failed: hand it back
+            except anyio.get_cancelled_exc_class():
+                raise
+            except BaseException as exc:
+                # The caller's iterator failed (even with SystemExit or KeyboardInterrupt):
+                # hand it back to the caller's task, never to the client's task group.
                 feed.error = exc
 
 

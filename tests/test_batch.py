@@ -123,3 +123,53 @@ async def test_failing_input_iterator_is_reraised_after_running_items(client: Ru
     with pytest.raises(LookupError, match="vanished"):
         await consume()
     assert [item.index for item in seen] == [0]
+
+
+async def test_a_generator_that_reuses_one_dict_gets_each_item_sent_as_it_was_pulled(
+    tmp_path: Any,
+) -> None:
+    """Items are copied when pulled: the journal lookup in between cannot mix them up."""
+    from runninghub_async import FileJournal
+
+    def reused(n: int) -> Iterator[dict[str, Any]]:
+        params: dict[str, Any] = {"resolution": "1k"}
+        for i in range(n):
+            params["prompt"] = f"image {i}"
+            yield params
+
+    async with FakeRunningHub(duration=(0.005, 0.02), seed=4) as fake:
+        async with RunningHub(
+            api_key=fake.api_key,
+            base_url=fake.base_url,
+            requests_per_second=None,
+            poll=FAST_POLL,
+            retry=FAST_RETRY,
+            journal=FileJournal(tmp_path / "journal.jsonl"),  # entered with the client
+        ) as client:
+            items = [item async for item in client.run_many(T2I, reused(8))]
+        sent = sorted(task.params["prompt"] for task in fake.tasks.values())
+    assert all(item.ok for item in items)
+    assert sent == sorted(f"image {i}" for i in range(8))
+    assert {item.index: item.params["prompt"] for item in items} == {
+        i: f"image {i}" for i in range(8)
+    }
+
+
+async def test_a_system_exit_from_the_params_reaches_the_consumer_and_spares_the_client(
+    fake: FakeRunningHub,
+) -> None:
+    def exiting() -> Iterator[dict[str, Any]]:
+        yield {"prompt": "one", "resolution": "1k"}
+        raise SystemExit(3)
+
+    async with RunningHub(
+        api_key=fake.api_key,
+        base_url=fake.base_url,
+        requests_per_second=None,
+        poll=FAST_POLL,
+        retry=FAST_RETRY,
+    ) as client:
+        with pytest.raises(SystemExit):
+            async for _ in client.run_many(T2I, exiting()):
+                pass
+        assert (await client.run(T2I, {"prompt": "after", "resolution": "1k"})).outputs
