@@ -511,7 +511,15 @@ def callback_endpoint(answer: CallbackAnswer) -> Callable[[Any], Awaitable[Any]]
                 chunks.append(chunk)
             return b"".join(chunks)
 
-        status, body = await answer(request.method, request.content_length, request.query, read)
+        try:
+            status, body = await answer(
+                request.method, request.content_length, request.query, read
+            )
+        except ConnectionError:
+            # The sender hung up mid-body: nobody to answer, and nothing worth an
+            # error log (aiohttp logs an escaped exception with its traceback).
+            log.debug("webhook: the sender hung up before its body arrived")
+            return web.Response(status=400)
         headers = {"Allow": "POST"} if status == 405 else None
         return web.Response(
             status=status, body=body, content_type="application/json", headers=headers

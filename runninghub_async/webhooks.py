@@ -26,10 +26,13 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+import anyio
+
 from . import _prepare, _transport
 from ._errors import ClientClosedError
 
 __all__ = [
+    "BODY_TIMEOUT",
     "MAX_BODY_BYTES",
     "TOKEN_PARAM",
     "ASGIApp",
@@ -45,6 +48,9 @@ TOKEN_PARAM = _prepare.TOKEN_PARAM
 
 MAX_BODY_BYTES = 1 << 20
 """The largest callback body a receiver reads (RunningHub's are a few kilobytes)."""
+
+BODY_TIMEOUT = 10.0
+"""Seconds a receiver waits for a callback's whole body (a sender that stalls gets 408)."""
 
 ASGIApp = Callable[
     [
@@ -74,6 +80,8 @@ _NOT_ALLOWED = (405, b'{"ok": false, "error": "POST only"}')
 # RunningHub retries a callback that fails; a client shutting down lets the next one take it.
 _CLOSED = (503, b'{"ok": false, "error": "not accepting callbacks"}')
 _BROKEN = (500, b'{"ok": false, "error": "internal error"}')
+# A stalled body must not hold a connection (and its memory) open for ever.
+_TOO_SLOW = (408, b'{"ok": false, "error": "body not received in time"}')
 
 
 def _take(client: WebhookClient, body: bytes, token: str | None) -> tuple[int, bytes]:
@@ -103,15 +111,16 @@ def _task_id(body: bytes) -> str:
 
 
 def aiohttp_handler(
-    client: WebhookClient, *, max_body: int = MAX_BODY_BYTES
+    client: WebhookClient, *, max_body: int = MAX_BODY_BYTES, body_timeout: float = BODY_TIMEOUT
 ) -> Callable[[Any], Awaitable[Any]]:
     """An aiohttp.web handler that passes RunningHub callbacks to *client*.
 
     Mount it with ``app.router.add_post("/runninghub/webhook", handler)``.  It
     answers 200 ``{"ok": true}`` to every well-formed TASK_END callback, taken or
     ignored (unknown task, wrong token, duplicate), 400 to any other body, 413
-    over *max_body* bytes, 405 to anything but POST, and 503 once *client* is
-    closed.  It reads the token from the ``rh_token`` query parameter.
+    over *max_body* bytes, 408 when the body takes longer than *body_timeout*
+    seconds, 405 to anything but POST, and 503 once *client* is closed.  It
+    reads the token from the ``rh_token`` query parameter.
 
     *client* is the async ``RunningHub`` running on the app's own event loop
     (open it in the app's startup, e.g. ``app.cleanup_ctx``).
@@ -127,20 +136,29 @@ def aiohttp_handler(
             return _NOT_ALLOWED
         if (length or 0) > max_body:
             return _TOO_LARGE
-        body = await read(max_body)
-        if body is None:
-            return _TOO_LARGE
-        return _take(client, body, query.get(TOKEN_PARAM))
+        with anyio.move_on_after(body_timeout):
+            body = await read(max_body)
+            if body is None:
+                return _TOO_LARGE
+            return _take(client, body, query.get(TOKEN_PARAM))
+        return _TOO_SLOW
 
+    _positive("body_timeout", body_timeout)
     return _transport.callback_endpoint(answer)
+
+
+def _positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
 class _ASGIReceiver:
     """The ASGI app ``asgi_app`` returns (a class, so Starlette routes take it as ASGI)."""
 
-    def __init__(self, client: WebhookClient, max_body: int) -> None:
+    def __init__(self, client: WebhookClient, max_body: int, body_timeout: float) -> None:
         self._client = client
         self._max_body = max_body
+        self._body_timeout = body_timeout
 
     async def __call__(
         self,
@@ -176,17 +194,20 @@ class _ASGIReceiver:
                 return _TOO_LARGE
         chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self._max_body:
-                return _TOO_LARGE
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
+        with anyio.move_on_after(self._body_timeout) as timer:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self._max_body:
+                    return _TOO_LARGE
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        if timer.cancelled_caught:
+            return _TOO_SLOW
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         tokens = query.get(TOKEN_PARAM)
         return _take(self._client, b"".join(chunks), tokens[0] if tokens else None)
@@ -206,7 +227,9 @@ async def _lifespan(
             return
 
 
-def asgi_app(client: WebhookClient, *, max_body: int = MAX_BODY_BYTES) -> ASGIApp:
+def asgi_app(
+    client: WebhookClient, *, max_body: int = MAX_BODY_BYTES, body_timeout: float = BODY_TIMEOUT
+) -> ASGIApp:
     """A plain ASGI 3 app that passes RunningHub callbacks to *client*.
 
     No framework needed.  Mount it in FastAPI or Starlette with
@@ -216,4 +239,5 @@ def asgi_app(client: WebhookClient, *, max_body: int = MAX_BODY_BYTES) -> ASGIAp
     `aiohttp_handler` does.  *client* is the async ``RunningHub`` running on the
     server's event loop (open it in the app's lifespan).
     """
-    return _ASGIReceiver(client, max_body)
+    _positive("body_timeout", body_timeout)
+    return _ASGIReceiver(client, max_body, body_timeout)

@@ -147,7 +147,7 @@ async def test_a_generator_that_reuses_one_dict_gets_each_item_sent_as_it_was_pu
             journal=FileJournal(tmp_path / "journal.jsonl"),  # entered with the client
         ) as client:
             items = [item async for item in client.run_many(T2I, reused(8))]
-        sent = sorted(task.params["prompt"] for task in fake.tasks.values())
+        sent = sorted(str(task.params["prompt"]) for task in fake.tasks.values())
     assert all(item.ok for item in items)
     assert sent == sorted(f"image {i}" for i in range(8))
     assert {item.index: item.params["prompt"] for item in items} == {

@@ -401,3 +401,52 @@ async def test_asgi_lifespan_starts_and_stops() -> None:
 
     await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+async def test_the_aiohttp_receiver_answers_408_to_a_stalled_body_and_ignores_a_hang_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sender that stalls mid-body gets 408 (no connection held for ever); one that hangs
+    up mid-body costs no error log."""
+    caplog.set_level(logging.DEBUG)
+    head = f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 60\r\n\r\n{{".encode()
+    async with mounted("aiohttp", Closed(), body_timeout=0.2) as receiver:
+        port = int(urlsplit(receiver.url).port or 0)
+        with anyio.fail_after(5):
+            async with await anyio.connect_tcp("127.0.0.1", port) as stalled:
+                await stalled.send(head)
+                answer = await stalled.receive()
+            assert answer.startswith(b"HTTP/1.1 408")
+            async with await anyio.connect_tcp("127.0.0.1", port) as gone:
+                await gone.send(head)
+    # The receiver's server has shut down: every handler has ended and logged.
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_the_asgi_receiver_answers_408_to_a_stalled_body() -> None:
+    never = anyio.Event()
+    sent: list[Any] = []
+    first = True
+
+    async def receive() -> dict[str, Any]:
+        nonlocal first
+        if first:
+            first = False
+            return {"type": "http.request", "body": b"{", "more_body": True}
+        await never.wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "query_string": b"", "headers": []}
+    with anyio.fail_after(5):
+        await asgi_app(Closed(), body_timeout=0.2)(scope, receive, send)
+    assert sent[0]["status"] == 408
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "10", True])
+def test_a_bad_body_timeout_is_refused_when_the_receiver_is_made(bad: Any) -> None:
+    for make in (aiohttp_handler, asgi_app):
+        with pytest.raises(ValueError, match="body_timeout"):
+            make(Closed(), body_timeout=bad)
