@@ -178,8 +178,10 @@ class Api:
 
     # -- routes -----------------------------------------------------------------------
 
-    async def submit(self, endpoint: str, body: bytes) -> TaskSnapshot:
+    async def submit(self, endpoint: str, body: bytes, *, paced: bool = False) -> TaskSnapshot:
         """POST the encoded *body* to ``/openapi/v2/<endpoint>`` once; never retried.
+
+        *paced*: the caller already took this request's share of the rate budget.
 
         Raises:
             APIError: RunningHub refused the submit (the subclass says why).
@@ -187,7 +189,9 @@ class Api:
         """
         path = f"/openapi/v2/{endpoint}"
         # Owned: submits are sent from the submitter's own tasks (`_submit`).
-        answer = await self.transport.exchange("POST", path, body=body, owned=True)
+        answer = await self.transport.exchange(
+            "POST", path, body=body, owned=True, paced=paced
+        )
         snapshot = self._snapshot(self._parse(answer, path, check_depth=False), path)
         if not is_task_id(snapshot.task_id):
             what = "no taskId" if not snapshot.task_id else f"taskId {_text(snapshot.task_id)}"

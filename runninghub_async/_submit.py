@@ -233,6 +233,9 @@ class Submitter:
                 safely(self._hooks, "slot_wait", endpoint, waited)
             if post.journal is not None and post.key is not None:
                 try:
+                    # The request budget first: an intent written before a long wait
+                    # for it would read, after a crash, as a submit that may have left.
+                    await self._limiter.acquire_request()
                     await post.journal.intent(post.key, endpoint, params_digest(params))
                 except BaseException:
                     slot.release()  # not recorded, so not sent
@@ -306,7 +309,8 @@ class Submitter:
         outcome: Tracked | RunningHubError | None = None
         unexpected: BaseException | None = None
         try:
-            snapshot = await self._api.submit(post.endpoint, post.body)
+            # A journaled submit took its request budget before its intent (above).
+            snapshot = await self._api.submit(post.endpoint, post.body, paced=post.intended)
         except RunningHubError as exc:
             if isinstance(exc, ConcurrencyLimitError):
                 self._limiter.slot_rejected()  # while the slot is still held

@@ -285,6 +285,7 @@ class Transport:
         bearer: bool = True,
         within: float | None = None,
         owned: bool = False,
+        paced: bool = False,
     ) -> Answer:
         """One request to the API host and its whole answer; never retried, never redirected.
 
@@ -292,6 +293,7 @@ class Transport:
         *within* bounds a JSON exchange more tightly than the `Timeouts`.
         *owned*: the caller is a task the client owns and ends before the transport
         closes (a submit's POST, a status check), so the close need not reach it.
+        *paced*: the caller took the request's share of the rate budget already.
 
         Raises:
             TransportError: no usable answer (``request_sent`` says whether it left);
@@ -311,7 +313,8 @@ class Transport:
             self._running.add(scope)
         try:
             with block:
-                await self._pace()
+                if not paced:
+                    await self._pace()
                 self.requests_sent += 1
                 data: Any = body
                 timeout = self._json_timeout if within is None else self._bounded(within)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import anyio
+import anyio.lowlevel
 import pytest
 
 from runninghub_async import (
@@ -248,3 +251,24 @@ async def test_errors_raised_inside_the_client_block_are_not_wrapped(
     with pytest.raises(KeyError, match="mine"):
         async with make_client():
             raise KeyError("mine")
+
+
+async def test_a_journaled_submit_writes_its_intent_only_once_it_may_be_sent(
+    make_client: ClientFactory, tmp_path: Any
+) -> None:
+    """Submits waiting for the request budget have no intent yet: after a crash there,
+    ``recover()`` would otherwise see unknown outcomes for submits that never left."""
+    from runninghub_async import FileJournal
+
+    journal = FileJournal(tmp_path / "journal.jsonl")
+    async with make_client(requests_per_second=0.2, journal=journal) as client:
+        async with anyio.create_task_group() as tg:
+            for i in range(4):
+                tg.start_soon(client.submit, T2I, {**PARAMS, "prompt": f"harbour {i}"})
+            with anyio.fail_after(5):
+                while client.statistics().submits_accepted < 1:
+                    await anyio.lowlevel.checkpoint()
+            # The first went out; the others wait for the budget (one request per 5 s).
+            unanswered = [e for e in await journal.outstanding() if e.task_id is None]
+            assert len(unanswered) <= 1  # at most one more, already past the budget
+            tg.cancel_scope.cancel()
