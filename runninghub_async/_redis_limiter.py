@@ -56,10 +56,12 @@ class RedisLimiter:
     Failure semantics:
 
     * **Redis restarts empty** (no persistence): leases, queue and window are
-      gone.  Each process notices the new epoch at its next heartbeat (within
-      ``lease / 3`` s) and puts back its leases and waiting tickets, so the
-      counts rebuild from the live processes.  Meanwhile a few slots too many
-      may be granted; RunningHub's 421 then shrinks the window.
+      gone.  Each process notices the new epoch as soon as its pub/sub
+      connection is back (or at its next step, at the latest its heartbeat
+      within ``lease / 3`` s) and, in one round trip, puts back its leases and
+      waiting tickets, so the counts rebuild from the live processes.  A
+      process asking for a slot before the others re-synced may be granted
+      one too many; RunningHub's 421 then shrinks the window.
     * **Redis unreachable**: slots already held stay held and their jobs go on
       (releases are retried until they land or the lease lapses).  A new
       `acquire_slot` waits, retrying, and raises `CoordinationUnavailableError`
@@ -67,6 +69,10 @@ class RedisLimiter:
       `acquire_request` fails open: it paces calls by a local bucket at the
       configured rate divided by the number of processes last seen sharing the
       key, and goes back to Redis once it answers again.
+    * **Processes configured with different** *max_in_flight*: each grants
+      slots under its own limit (they are not reconciled); each logs a
+      warning naming both limits once it has seen the difference at two
+      heartbeats in a row.
     * **A holder paused past its lease** (a stopped VM, a long GC pause): its
       slot is reclaimed and may be given to another process; on waking, the
       heartbeat marks the slot lost, and its release is a no-op with a warning.
@@ -261,7 +267,7 @@ class RedisLimiter:
         backoff = BACKOFF[0]
         while True:
             now = anyio.current_time()
-            if heartbeat_due <= now:
+            if heartbeat_due <= now or slots.resync:
                 renew = True
             else:
                 if not (slots.has_work or self._rate.throttles_pending):
@@ -271,7 +277,8 @@ class RedisLimiter:
                     with anyio.move_on_after(wait):
                         await slots.woken()
                 slots.rearm()
-                renew = heartbeat_due <= anyio.current_time()
+                # A step that saw Redis lose its data asks for a renewing one.
+                renew = heartbeat_due <= anyio.current_time() or slots.resync
             try:
                 await self._rate.push_throttles()
                 await slots.step(lease=self.lease, limit=self.limit, renew=renew, leaving=False)
@@ -279,6 +286,9 @@ class RedisLimiter:
                 self._unavailable(error)
                 await anyio.sleep(backoff)
                 backoff = min(BACKOFF[1], backoff * 2)
+                # Try again whatever asked for this step: a wake-up with nothing
+                # queued (a re-sync after a restart) would otherwise be dropped.
+                slots.wake()
                 continue
             backoff = BACKOFF[0]
             if self._down_since is not None:

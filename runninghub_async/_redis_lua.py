@@ -1,14 +1,25 @@
-"""The Lua scripts of the Redis-backed limiter and journal.
+"""The Lua scripts of the Redis-backed limiter and journal, and of the CLI's shared batch.
 
 Every script reads time from the Redis server (``TIME``), never from a client:
 the processes sharing a key may run on machines whose clocks disagree.  All the
-keys of one API key share a hash tag (``rh:{<digest>}:...``), so the scripts
-also run on a Redis Cluster.
+keys of one API key share a hash tag (``rh:{<digest>}:...``), as do those of one
+batch (``rhb:{<batch>}:...``), so the scripts also run on a Redis Cluster.
 """
 
 from __future__ import annotations
 
-__all__ = ["ACCEPTED", "CLAIM", "ENDED", "INTENT", "RATE", "SLOTS", "THROTTLE"]
+__all__ = [
+    "ACCEPTED",
+    "CLAIM",
+    "ENDED",
+    "INTENT",
+    "RATE",
+    "SLOTS",
+    "STREAM_HAND_BACK",
+    "STREAM_SETTLE",
+    "STREAM_TOUCH",
+    "THROTTLE",
+]
 
 _NOW = """
 local t = redis.call('TIME')
@@ -23,12 +34,13 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 #
 # KEYS: 1 leases (zset id -> expiry), 2 queue (zset ticket -> order),
 #       3 tickets (zset ticket -> expiry), 4 window (string), 5 epoch (string),
-#       6 members (zset process -> expiry)
+#       6 members (zset process -> expiry), 7 limits (hash process -> max_in_flight)
 # ARGV: 1 lease seconds, 2 limit, 3 ticket prefix, 4 process id, 5 candidate epoch,
 #       6 known epoch, 7 renew flag, 8 window ops ("r" rejected, "a" accepted,
 #       "z" reset), 9 channel, 10 leaving flag, then five counted lists:
 #       releases, leaves, joins (ticket, front), held, waiting (ticket, score)
-# Returns: {epoch, capacity, held, granted[], expired[], lost[], join scores[], members}
+# Returns: {epoch, capacity, held, granted[], expired[], lost[], join scores[], members,
+#           the limits of the other live processes[] (on a heartbeat; else empty)}
 SLOTS = (
     _NOW
     + """
@@ -120,8 +132,23 @@ if ARGV[7] == '1' then
 end
 if ARGV[10] == '1' then
   redis.call('ZREM', KEYS[6], ARGV[4])
+  redis.call('HDEL', KEYS[7], ARGV[4])
 else
   redis.call('ZADD', KEYS[6], now + lease, ARGV[4])
+  redis.call('HSET', KEYS[7], ARGV[4], ARGV[2])
+end
+-- Every process grants under its own limit: processes configured differently
+-- disagree on the key's capacity, and are told so (the ones gone are dropped).
+local limits = {}
+if ARGV[7] == '1' then
+  local all = redis.call('HGETALL', KEYS[7])
+  for k = 1, #all, 2 do
+    if not redis.call('ZSCORE', KEYS[6], all[k]) then
+      redis.call('HDEL', KEYS[7], all[k])
+    elseif all[k] ~= ARGV[4] then
+      limits[#limits + 1] = all[k + 1]
+    end
+  end
 end
 
 local scores = {}
@@ -151,7 +178,7 @@ if (freed or cap > before) and redis.call('ZCARD', KEYS[2]) > 0 then
   redis.call('PUBLISH', ARGV[9], ARGV[4])
 end
 return {epoch, cap, redis.call('ZCARD', KEYS[1]), granted, expired, lost, scores,
-        redis.call('ZCARD', KEYS[6])}
+        redis.call('ZCARD', KEYS[6]), limits}
 """
 )
 
@@ -281,3 +308,51 @@ redis.call('SREM', KEYS[2], ARGV[5])
 return 1
 """
 )
+
+# The CLI's shared batch (``_cli/_stream``): its lines are entries of a Redis Stream
+# read by one consumer group; an entry belongs to the worker whose pending list holds it.
+
+# KEYS: 1 stream.  ARGV: 1 group, 2 worker, then entry ids.
+# Resets the idle time of the entries this worker still owns; returns those it lost.
+STREAM_TOUCH = """
+local lost = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p == 1 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  else
+    table.insert(lost, ARGV[i])
+  end
+end
+return lost
+"""
+
+# KEYS: 1 stream.  ARGV: 1 group, 2 worker, then entry ids.
+# Makes the entries this worker owns look idle for long, so others take them at once.
+STREAM_HAND_BACK = """
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p == 1 and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', 1000000000, 'JUSTID')
+  end
+end
+return 0
+"""
+
+# KEYS: 1 stream, 2 progress, 3 manifest, 4 failures.
+# ARGV: 1 group, 2 worker, 3 entry id, 4 counter, 5 index, 6 record, 7 failure ('' if none).
+# Returns 1 when settled now, 0 when the entry is not this worker's (taken over, or settled).
+STREAM_SETTLE = """
+local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
+if #p == 0 or p[1][2] ~= ARGV[2] then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HINCRBY', KEYS[2], ARGV[4], 1)
+redis.call('HINCRBY', KEYS[2], 'acked', 1)
+redis.call('HSET', KEYS[3], ARGV[5], ARGV[6])
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[5], ARGV[7])
+else
+  redis.call('HDEL', KEYS[4], ARGV[5])
+end
+return 1
+"""

@@ -79,6 +79,7 @@ class SlotLedger:
         channel: the pub/sub channel a release is announced on.
         window: the shared window as last seen.
         members: the processes sharing the key, as last seen (at least 1).
+        resync: Redis was seen to have lost its data: the next step must renew.
     """
 
     def __init__(
@@ -87,7 +88,7 @@ class SlotLedger:
         self._redis = client
         self._process_id = process_id
         self._keys = [namespace + k for k in ("leases", "queue", "tickets", "window", "epoch")]
-        self._keys.append(namespace + "members")
+        self._keys += [namespace + "members", namespace + "limits"]
         self.channel = namespace + "released"
         self._ids = itertools.count()
         self._script = client.register_script(lua.SLOTS)
@@ -95,12 +96,16 @@ class SlotLedger:
         self._held: dict[str, RedisSlot] = {}
         self._to_join: list[_Waiter] = []
         self._to_release: list[str] = []
+        self._retried: set[str] = set()  # releases sent by a step that failed
         self._to_leave: list[str] = []
         self._window_ops: list[str] = []
         self._kick = anyio.Event()
         self._epoch = ""
         self.window = limit
         self.members = 1
+        self.resync = False
+        self._other_limits: set[int] = set()  # as seen at the last heartbeat
+        self._warned_limits: set[int] = set()
 
     @property
     def waiting(self) -> int:
@@ -136,10 +141,16 @@ class SlotLedger:
         """Wake the worker when another process releases a slot (polling backs this up)."""
         backoff = BACKOFF[0]
         own = self._process_id.encode()
+        reconnected = False
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.channel)
+                if reconnected:
+                    # Releases may have been missed, and Redis may have restarted
+                    # empty: a step now finds out (and re-syncs) without waiting
+                    # for the poll or the heartbeat.
+                    self._kick.set()
                 backoff = BACKOFF[0]
                 while True:
                     # A bounded wait: a blocking read would hit the socket timeout.
@@ -147,6 +158,7 @@ class SlotLedger:
                     if message is not None and message.get("data") != own:
                         self._kick.set()
             except redis.exceptions.RedisError:
+                reconnected = True
                 await anyio.sleep(backoff)
                 backoff = min(BACKOFF[1], backoff * 2)
             finally:
@@ -276,19 +288,35 @@ class SlotLedger:
             self._to_release[:0] = releases
             self._to_leave[:0] = leaves
             self._window_ops[:0] = ops
+            self._retried.update(releases)
             raise
-        epoch, window, _, granted, expired, lost, scores, members = reply
+        epoch, window, _, granted, expired, lost, scores, members, limits = reply
+        # A release already made by a step whose answer was lost, or one of a
+        # lease Redis forgot in a restart, finds nothing: no lease lapsed.
+        quiet = {r for r in releases if r in self._retried}
+        self._retried.difference_update(releases)
+        forgot = bool(self._epoch) and epoch.decode() != self._epoch
         if renew:
             self._epoch = epoch.decode()
             self.members = max(1, int(members))
-        elif self._epoch and epoch.decode() != self._epoch:
+            self.resync = False
+            if not leaving:
+                self._check_limits(limit, limits)
+        elif forgot:
             # Redis lost its data: rebuild at once, not at the next heartbeat.
+            # Only a renewing step rebuilds (and learns the new epoch), so ask
+            # for one: another plain step would see the new epoch again, and
+            # wake the worker again, round after round until the heartbeat.
+            self.resync = True
             self._kick.set()
         self.window = int(window)
         for joined, score in zip(joins, scores, strict=True):
             joined.score = score.decode()
         for raw in expired:
-            log.warning("slot %s had been reclaimed (its lease lapsed) when released", raw.decode())
+            if not forgot and raw.decode() not in quiet:
+                log.warning(
+                    "slot %s had been reclaimed (its lease lapsed) when released", raw.decode()
+                )
         for raw in lost:
             slot = self._held.pop(raw.decode(), None)
             if slot is not None:
@@ -307,6 +335,27 @@ class SlotLedger:
             waiter.slot = RedisSlot(self, ticket)
             self._held[ticket] = waiter.slot
             waiter.event.set()
+
+    def _check_limits(self, limit: int, others: Sequence[bytes]) -> None:
+        """Warn (once per value) of another process's different max_in_flight.
+
+        Only a difference seen at two heartbeats in a row counts: a process
+        whose limit is set after it joined (``max_in_flight="auto"``) differs
+        for a moment, and is not misconfigured.
+        """
+        differing = {int(raw) for raw in others} - {limit}
+        for other in sorted((differing & self._other_limits) - self._warned_limits):
+            self._warned_limits.add(other)
+            log.warning(
+                "processes sharing this key disagree on max_in_flight: this one has %d, "
+                "another has %d; each grants slots under its own limit, so the key may "
+                "run more jobs than the lower one allows, or waiters of the one with the "
+                "higher limit may wait behind the other's; give every process the same "
+                "max_in_flight",
+                limit,
+                other,
+            )
+        self._other_limits = differing
 
 
 def _counted(items: Sequence[str]) -> list[Any]:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import redis
 
 from .redis_support import RedisServer
@@ -228,3 +229,101 @@ def test_a_library_batch_killed_and_rerun_on_its_journal_submits_nothing_twice(
     stats = server.stats()
     assert stats.submit_requests == 6
     assert stats.accepted_tasks == 6
+
+
+def finish_all(workers: list[subprocess.Popen[str]]) -> list[tuple[str, str]]:
+    """Every worker's output, once each has exited (none is left running, whatever happens)."""
+    try:
+        return [finish(worker) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.communicate()
+
+
+def _both_reading(client: redis.Redis) -> bool:
+    """Whether two workers have read from the (one) batch's stream."""
+    streams = list(client.scan_iter(match="rhb:*:stream"))
+    if not streams:
+        return False
+    consumers: list[object] = client.xinfo_consumers(streams[0], "workers")  # type: ignore[assignment]
+    return len(consumers) == 2
+
+
+def _start_two_mid_run(
+    server: Server, redis_server: RedisServer, tmp_path: Path, *extra: str
+) -> list[subprocess.Popen[str]]:
+    """Two workers sharing 8 lines, both reading, the key's 4 slots taken by running tasks."""
+    source = write_lines(tmp_path / "prompts.txt", [f"a heron, take {n}" for n in range(8)])
+    options = ["--max-in-flight", "4", *extra]
+    workers = [
+        start_worker(server, redis_server.url, source, tmp_path / name, name, *options)
+        for name in ("a", "b")
+    ]
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        server.wait_for(lambda fake: fake.stats.accepted_tasks == 4)
+        eventually(lambda: _both_reading(client))
+    except BaseException:
+        for worker in workers:
+            worker.kill()
+            worker.communicate()
+        raise
+    finally:
+        client.close()
+    return workers
+
+
+def test_a_redis_blip_mid_run_costs_nothing(
+    serve: Callable[..., Server], own_redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Redis drops every connection of two workers mid-run (no data lost): both carry on, and
+    the batch ends whole, each line accepted once."""
+    server = serve(duration=None, concurrency_limit=4)  # tasks end when the test says
+    workers = _start_two_mid_run(server, own_redis_server, tmp_path)
+    admin = redis.Redis.from_url(own_redis_server.url)
+    try:
+        assert int(admin.client_kill_filter(_type="normal", skipme=True)) >= 2
+    finally:
+        admin.close()
+    server.finish_all_later()
+    for worker, (stdout, stderr) in zip(workers, finish_all(workers), strict=True):
+        assert worker.returncode == 0, stderr
+        assert "whole batch: 8 done, 0 failed" in stdout
+        assert "Traceback" not in stderr
+    stats = server.stats()
+    assert stats.accepted_tasks == stats.submit_requests == 8
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("stop", "error: the batch's Redis has been unreachable for 2 s"),
+        ("restart", "error: Redis no longer holds batch"),
+    ],
+)
+def test_redis_gone_or_emptied_mid_run_stops_each_worker_with_one_error_line(
+    serve: Callable[..., Server],
+    own_redis_server: RedisServer,
+    tmp_path: Path,
+    fault: str,
+    message: str,
+) -> None:
+    """Redis stops for good (past the bound: two leases, 2 s here), or restarts empty (the
+    batch's state and journal are gone): each worker exits 1 with one error line, no
+    traceback, no key."""
+    server = serve(duration=None, concurrency_limit=4)
+    extra = ["--lease", "1", "--claim-idle", "0.6"]
+    workers = _start_two_mid_run(server, own_redis_server, tmp_path, *extra)
+    getattr(own_redis_server, fault)()
+    stopped_at = time.monotonic()
+    server.finish_all_later()
+    for worker, (stdout, stderr) in zip(workers, finish_all(workers), strict=True):
+        assert worker.returncode == 1, stderr
+        assert "Traceback" not in stderr
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, stderr
+        assert errors[0].startswith(message), stderr
+        assert KEY not in stdout + stderr
+    assert time.monotonic() - stopped_at < 15

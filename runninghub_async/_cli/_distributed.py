@@ -20,6 +20,12 @@ each worker writes ``manifest.jsonl`` (every line's record, with the ``worker``
 that settled it, so you know which machine's DIR has its files) and
 ``failures.jsonl``, both collected in Redis, into its own DIR.  ``--max-cost``
 is per worker.
+
+Redis failures: every call to Redis (slots, journal, stream) is retried while
+Redis is unreachable, for up to two leases (30 s by default); a blip or a
+restart that keeps the data costs nothing.  After that, or when Redis lost the
+batch (restarted empty), the worker stops with one error line: a worker cut off
+for two leases has lost its slots and its lines to the others anyway.
 """
 
 from __future__ import annotations
@@ -71,12 +77,22 @@ class RedisOptions:
             it: a dead worker's tasks then wait, first in line, for its slots, and
             no new submit gets one while they still run (which RunningHub would
             refuse with a 421).
+        unavailable_timeout: seconds Redis may stay unreachable before the
+            worker stops (None: two leases, the library's default ratio).
     """
 
     url: str
     worker: str | None = None
     claim_idle: float = 10.0
     lease: float = 15.0
+    unavailable_timeout: float | None = None
+
+    @property
+    def patience(self) -> float:
+        """How long every Redis call of the worker retries an unreachable Redis."""
+        if self.unavailable_timeout is not None:
+            return self.unavailable_timeout
+        return 2 * self.lease
 
 
 def _hash_file(path: str, options: bytes) -> str:
@@ -129,7 +145,8 @@ async def run_distributed(
 
     Raises:
         Interrupted: the user stopped this worker (its lines go to the others).
-        CoordinationUnavailableError: Redis could not be reached.
+        CoordinationUnavailableError: Redis stayed unreachable for `RedisOptions.patience`.
+        BatchLostError: Redis lost the batch's shared state (it restarted empty).
         OSError, ValueError: the file cannot be read, the output cannot be written.
         RunningHubError: the client could not open, or the key was refused.
     """
@@ -158,9 +175,15 @@ async def run_distributed(
         max_in_flight=fixed,  # "auto": set from the key's limit when the client opens
         requests_per_second=options.requests_per_second or 10.0,
         lease=shared.lease,
+        unavailable_timeout=shared.patience,
     )
     journal = LateJournal(
-        RedisJournal.from_url(shared.url, namespace=f"batch:{name}", owner=worker)
+        RedisJournal.from_url(
+            shared.url,
+            namespace=f"batch:{name}",
+            owner=worker,
+            unavailable_timeout=shared.patience,
+        )
     )
     out_dir = anyio.Path(request.output)
     console = rich_console()
@@ -174,7 +197,11 @@ async def run_distributed(
                 await client.queue_status()  # a bad key stops here, before anything is shared
             await journal.open()
             stream = BatchStream(
-                connection, batch=name, worker=worker, claim_idle=shared.claim_idle
+                connection,
+                batch=name,
+                worker=worker,
+                claim_idle=shared.claim_idle,
+                unavailable_timeout=shared.patience,
             )
             await stream.setup()
             await stream.load(lambda: _lines(request.file))
@@ -259,6 +286,8 @@ async def _work(
             yield request.builder.build(fmt, index, line, text)
 
     async def follow() -> None:
+        # Also the watchdog: a Redis away for too long, or one that lost the
+        # batch, raises here within half a second, and ends the run.
         while True:
             _shared_line(await stream.progress(), tracker)
             await anyio.sleep(0.5)
