@@ -12,6 +12,7 @@ line, ``error: <message>``, on stderr, never a traceback and never the API key.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -58,10 +59,17 @@ def _reportable(exc: BaseException) -> BaseException | None:
     return None
 
 
-def _error_line(exc: BaseException) -> str:
+def _error_line(exc: BaseException, key: str) -> str:
+    """The one line printed for *exc*, with *key* (the API key, if any) blanked out.
+
+    The library blanks the key in answers, spelled as it was sent (or JSON-escaped);
+    a server that echoes it in another case (a hex key upper-cased) is caught here.
+    """
     text = str(exc).strip() or type(exc).__name__
     if isinstance(exc, AuthenticationError):
         text = f"RunningHub refused the API key (check RUNNINGHUB_API_KEY): {text}"
+    if key:
+        text = re.sub(re.escape(key), "***", text, flags=re.IGNORECASE)
     return "error: " + " ".join(text.split())
 
 
@@ -76,9 +84,9 @@ def _status_of(exc: BaseException, command: str | None) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``runninghub-async`` with *argv* (default ``sys.argv[1:]``); the exit status."""
-    parser, subparsers = parsers()
     name: str | None = None
     try:
+        parser, subparsers = parsers()
         args = parser.parse_args(argv)
         name = args.command
         command = prepare(subparsers, args, os.environ)
@@ -98,5 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(leaf, Interrupted):
             print(str(leaf), file=sys.stderr)
             return leaf.status
-        print(_error_line(leaf), file=sys.stderr)
+        key = os.environ.get("RUNNINGHUB_API_KEY", "").strip()
+        print(_error_line(leaf, key), file=sys.stderr)
         return _status_of(leaf, name)

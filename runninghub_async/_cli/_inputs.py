@@ -3,6 +3,12 @@
 An item's ``key`` is its index plus a hash of the request it makes (endpoint and
 body), so a re-run recognises the items it journaled, and an edited line or a
 different ``--model`` counts as a new item rather than resuming a stale task.
+
+Lines are bounded (`MAX_LINE_CHARS`): a longer one refuses the whole file before
+anything is sent, since a file holding one is not a list of requests (a binary,
+``/dev/zero``) and reading it whole would take unbounded memory.  A JSONL line
+nested deeper than the wire allows (``_json.MAX_DEPTH``) is a bad item, like a
+line that is not JSON.
 """
 
 from __future__ import annotations
@@ -12,17 +18,20 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import AsyncGenerator, Generator, Mapping
+from collections.abc import AsyncGenerator, Generator, Iterator, Mapping
 from typing import Any
 
 import anyio
 import attrs
 
 from .. import _catalog
+from .._json import MAX_DEPTH, depth_ok
 
 __all__ = [
+    "MAX_LINE_CHARS",
     "Format",
     "Item",
+    "LineTooLongError",
     "RequestBuilder",
     "count_items",
     "detect_format",
@@ -30,8 +39,22 @@ __all__ = [
     "read_items",
 ]
 
-# Lines handed from the reading thread to the event loop at a time.
+# Lines handed from the reading thread to the event loop at a time (fewer when
+# they are long: a chunk stops once it holds MAX_LINE_CHARS characters).
 _CHUNK = 64
+
+MAX_LINE_CHARS = 16 * 1024 * 1024
+"""The longest line a batch file may hold, in characters (16 MiB).
+
+A line is one request: the longest prompt any catalogued model takes is 20,480
+characters, and a JSONL line of params with image URLs is a few kilobytes.  The
+bound leaves room for an image inlined as a ``data:`` URI of about 12 MB (most
+image models take 10 MB at most); larger files belong behind a URL.
+"""
+
+
+class LineTooLongError(ValueError):
+    """A line of the batch file is longer than `MAX_LINE_CHARS`."""
 
 
 class Format(enum.Enum):
@@ -88,12 +111,19 @@ class RequestBuilder:
         """The item of one non-blank line."""
         if fmt is Format.PROMPTS:
             return self.item(index, line, {"prompt": text.strip()})
+        too_deep = f"line {line} is JSON nested deeper than {MAX_DEPTH} levels"
         try:
             value = json.loads(text)
+        except RecursionError:  # the decoder recurses: deep nesting exhausts the stack
+            return self._broken(index, line, text, too_deep)
         except ValueError as exc:
             return self._broken(index, line, text, f"line {line} is not valid JSON: {exc}")
         if not isinstance(value, dict):
             return self._broken(index, line, text, f"line {line} is not a JSON object")
+        # Shallower than the stack but deeper than a request can be sent (and than
+        # the digest, the journal and the summary recurse through safely).
+        if not depth_ok(value):
+            return self._broken(index, line, text, too_deep)
         return self.item(index, line, value)
 
     def item(self, index: int, line: int, fields: Mapping[str, Any]) -> Item:
@@ -152,12 +182,38 @@ def detect_format(path: str | os.PathLike[str], first_line: str | None) -> Forma
 
 
 def _numbered_lines(path: str) -> Generator[tuple[int, str], None, None]:
-    """``(line number, text)`` of every non-blank line, read as the consumer goes."""
+    """``(line number, text)`` of every non-blank line, read as the consumer goes.
+
+    Raises:
+        LineTooLongError: a line is longer than `MAX_LINE_CHARS` (found before
+            more than that is held in memory).
+    """
     with open(path, encoding="utf-8-sig") as file:
-        for number, text in enumerate(file, start=1):
+        for number in itertools.count(1):
+            # Universal newlines: whatever the file uses, a line read ends in "\n".
+            text = file.readline(MAX_LINE_CHARS + 1)
+            if not text:
+                return
+            if len(text) > MAX_LINE_CHARS and not text.endswith("\n"):
+                raise LineTooLongError(
+                    f"{path}: line {number} is longer than {MAX_LINE_CHARS:,} characters "
+                    "(16 MiB); each line holds one prompt or one JSON object of params"
+                )
             text = text.rstrip("\r\n")
             if text.strip():
                 yield number, text
+
+
+def _take(lines: Iterator[tuple[int, str]]) -> list[tuple[int, str]]:
+    """The next chunk of *lines*: `_CHUNK` lines, or fewer holding `MAX_LINE_CHARS` characters."""
+    chunk: list[tuple[int, str]] = []
+    size = 0
+    for number, text in lines:
+        chunk.append((number, text))
+        size += len(text)
+        if len(chunk) >= _CHUNK or size >= MAX_LINE_CHARS:
+            break
+    return chunk
 
 
 def _scan(path: str) -> tuple[int, str | None]:
@@ -174,6 +230,7 @@ async def count_items(path: str | os.PathLike[str]) -> tuple[int, Format]:
 
     Raises:
         OSError: the file cannot be read.
+        LineTooLongError: a line is longer than `MAX_LINE_CHARS`.
         ValueError: it is not UTF-8 text.
     """
     try:
@@ -194,7 +251,7 @@ async def read_items(
     index = 0
     try:
         while True:
-            chunk = await anyio.to_thread.run_sync(list, itertools.islice(lines, _CHUNK))
+            chunk = await anyio.to_thread.run_sync(_take, lines)
             if not chunk:
                 return
             for number, text in chunk:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Literal
 
@@ -115,6 +116,30 @@ def _check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             parser.error("argument --worker: needs --redis")
 
 
+def _ready_output_dir(path: str) -> None:
+    """Create the directory *path* if it is missing, and prove a file can be written in it.
+
+    Blocking: called before the event loop starts.
+
+    Raises:
+        OSError: it cannot be created, is not a directory, or refuses a new file
+            (read-only, no permission, a full disk); the message names *path*.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        # A real file, not os.access(), which misjudges ACLs and some network
+        # filesystems.  Unnamed where the OS allows (O_TMPFILE), so nothing is
+        # left behind even if the process dies here.
+        with tempfile.TemporaryFile(dir=path, prefix=".runninghub-write-check-"):
+            pass
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
+        if os.path.exists(path) and not os.path.isdir(path):
+            reason = "it is not a directory"
+        else:
+            reason = getattr(exc, "strerror", None) or str(exc)
+        raise OSError(f"cannot write files to {path!r}: {reason}") from None
+
+
 def prepare(
     parsers: Mapping[str, argparse.ArgumentParser],
     args: argparse.Namespace,
@@ -130,6 +155,7 @@ def prepare(
     Raises:
         MissingKeyError: the command needs a key and there is none (after the
             arguments were found good).
+        OSError: the output directory (``-o``) cannot be made or written to.
     """
     parser = parsers[args.command]
     if args.command == "models":
@@ -137,6 +163,11 @@ def prepare(
     job = _job_request(parser, args)
     _check_options(parser, args)
     target = _target(parser, args, env)
+    output = getattr(args, "output", None)
+    if output is not None:
+        # Here, not when the files come: a job is paid for when it is submitted,
+        # and its files may come long after.
+        _ready_output_dir(output)
     if args.command == "demo":
         demo = DemoRequest(count=args.count, output=args.output)
         return functools.partial(run_demo, target, demo)

@@ -21,6 +21,7 @@ import attrs
 
 from .. import Job, JobResult, RunningHub, _catalog
 from .._images import is_image_url
+from .._json import MAX_DEPTH, depth_ok
 from .._nodes import parse_inputs, run_path
 from ._backend import ClientOptions, Target, open_session
 from ._stop import Interrupted, Stop, unless_stopped
@@ -42,10 +43,15 @@ def parse_param(text: str) -> tuple[str, Any]:
     name, eq, raw = text.partition("=")
     if not eq or not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    deep = f"{name.strip()}: the value nests JSON arrays or objects deeper than {MAX_DEPTH} levels"
     try:
         value: Any = json.loads(raw)
+    except RecursionError:  # the decoder recurses: deep nesting exhausts the stack
+        raise argparse.ArgumentTypeError(deep) from None
     except ValueError:
         value = raw
+    if not depth_ok(value):  # no request could carry it (the wire's bound)
+        raise argparse.ArgumentTypeError(deep)
     return name.strip(), value
 
 
