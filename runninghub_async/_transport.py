@@ -80,14 +80,14 @@ def _echoes(key: str) -> re.Pattern[bytes]:
     """*key* as JSON may spell it: any character as ``\\uXXXX``, ``/`` also as ``\\/``.
 
     A server that echoes the key in a JSON string may escape it so; the plain
-    form matches too.
+    form matches too, in any case (an echo may be upper-cased).
     """
     parts: list[str] = []
     for char in key:
         code = "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{ord(char):04x}")
         forms = [re.escape(char), r"\\u" + code] + ([r"\\/"] if char == "/" else [])
         parts.append(f"(?:{'|'.join(forms)})")
-    return re.compile("".join(parts).encode())
+    return re.compile("".join(parts).encode(), re.IGNORECASE)
 
 
 class _StreamedPart(aiohttp.payload.Payload):
@@ -186,6 +186,8 @@ class Transport:
         self._bearer_headers = {"Authorization": f"Bearer {api_key}"}
         self._json_headers = {**self._bearer_headers, **_JSON_HEADERS}
         self._echoed_key = _echoes(api_key) if api_key else None
+        self._key_lower = api_key.lower().encode()
+        self._key_text = re.compile(re.escape(api_key), re.IGNORECASE) if api_key else None
         self.requests_sent = 0
         # The cancel scope of every operation running now, each in its caller's
         # task: closing cancels them, so none outlives the client by a deadline.
@@ -261,7 +263,7 @@ class Transport:
 
     def redact(self, text: str) -> str:
         """*text* with the API key blanked out, should a server ever echo it."""
-        return text.replace(self._key, "***") if self._key else text
+        return self._key_text.sub("***", text) if self._key_text is not None else text
 
     def _unechoed(self, body: bytes) -> bytes:
         """*body* with JSON-escaped spellings of the key blanked out.
@@ -346,7 +348,8 @@ class Transport:
                     if self._closed:
                         raise self._closed_error(path) from None
                     raise _ours(exc, path, self.redact) from None
-                if b"\\" in content:  # only an escaped echo of the key could hide from `redact`
+                # An escaped or re-cased echo of the key would hide from `redact`.
+                if b"\\" in content or (self._key_lower and self._key_lower in content.lower()):
                     content = self._unechoed(content)
                 answer = Answer(
                     response.status,
