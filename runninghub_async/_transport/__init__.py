@@ -18,8 +18,7 @@ import contextlib
 import logging
 import math
 import random
-import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -27,18 +26,20 @@ import aiohttp.abc
 import aiohttp.payload
 import anyio
 
-from ._config import RetryPolicy, Timeouts
-from ._errors import (
+from .._config import RetryPolicy, Timeouts
+from .._errors import (
     APIError,
     ClientClosedError,
-    ConnectError,
     ProtocolError,
     RequestTimeoutError,
     TransportError,
-    http_error,
     is_transient,
 )
-from ._payloads import Answer, FileStream, FormFile, Inflater, retry_after_seconds
+from .._payloads import Answer, FileStream, FormFile, Inflater, retry_after_seconds
+from ._aiohttp_errors import AIOHTTP_ERRORS, ours
+from ._callbacks import CallbackAnswer, callback_endpoint
+from ._files import FileMethods
+from ._redact import KeyScrubber
 
 __all__ = ["Answer", "CallbackAnswer", "FileStream", "FormFile", "Transport", "callback_endpoint"]
 
@@ -47,47 +48,8 @@ T = TypeVar("T")
 
 USER_AGENT: Final = "runninghub-async"
 _CHUNK: Final = 64 * 1024
-# Enough for any CDN hop; API calls follow none.
-_MAX_FILE_REDIRECTS: Final = 5
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
-
-
-# What aiohttp raises (its own timeouts are TimeoutErrors); `_ours` maps each to ours.
-_AIOHTTP_ERRORS: Final = (aiohttp.ClientError, TimeoutError)
-
-
-def _ours(exc: BaseException, what: str, redact: Callable[[str], str]) -> TransportError:
-    """An aiohttp exception as ours, keeping whether the request was sent."""
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return RequestTimeoutError(f"connecting for {what} timed out", request_sent=False)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ConnectError(f"could not connect for {what}: {redact(str(exc.os_error))}")
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return ProtocolError(f"{what}: too many redirects")
-    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
-        return RequestTimeoutError(f"no answer for {what} in time")
-    if isinstance(
-        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError
-    ):
-        return ProtocolError(f"connection lost during {what}")
-    return TransportError(f"{what} failed: {type(exc).__name__}")
-
-
 _NO_SCOPE: Final = contextlib.nullcontext()
-
-
-def _echoes(key: str) -> re.Pattern[bytes]:
-    """*key* as JSON may spell it: any character as ``\\uXXXX``, ``/`` also as ``\\/``.
-
-    A server that echoes the key in a JSON string may escape it so; the plain
-    form matches too, in any case (an echo may be upper-cased).
-    """
-    parts: list[str] = []
-    for char in key:
-        code = "".join(f"[{d}{d.upper()}]" if d.isalpha() else d for d in f"{ord(char):04x}")
-        forms = [re.escape(char), r"\\u" + code] + ([r"\\/"] if char == "/" else [])
-        parts.append(f"(?:{'|'.join(forms)})")
-    return re.compile("".join(parts).encode(), re.IGNORECASE)
 
 
 class _StreamedPart(aiohttp.payload.Payload):
@@ -124,7 +86,7 @@ def _multipart(form: FormFile) -> aiohttp.MultipartWriter:
     return writer
 
 
-class Transport:
+class Transport(FileMethods):
     """Bounded HTTP exchanges with the API host, and key-less file downloads."""
 
     def __init__(
@@ -185,9 +147,7 @@ class Transport:
         # Built once: aiohttp copies them into each request's own headers.
         self._bearer_headers = {"Authorization": f"Bearer {api_key}"}
         self._json_headers = {**self._bearer_headers, **_JSON_HEADERS}
-        self._echoed_key = _echoes(api_key) if api_key else None
-        self._key_lower = api_key.lower().encode()
-        self._key_text = re.compile(re.escape(api_key), re.IGNORECASE) if api_key else None
+        self._scrubber = KeyScrubber(api_key)
         self.requests_sent = 0
         # The cancel scope of every operation running now, each in its caller's
         # task: closing cancels them, so none outlives the client by a deadline.
@@ -238,10 +198,10 @@ class Transport:
             with scope:
                 try:
                     yield
-                except _AIOHTTP_ERRORS as exc:
+                except AIOHTTP_ERRORS as exc:
                     if self._closed:
                         raise self._closed_error(what) from None
-                    raise _ours(exc, what, self.redact) from None
+                    raise ours(exc, what, self.redact) from None
         finally:
             self._running.discard(scope)
         # Only our own cancel is swallowed by the scope (one from outside, or a
@@ -263,17 +223,7 @@ class Transport:
 
     def redact(self, text: str) -> str:
         """*text* with the API key blanked out, should a server ever echo it."""
-        return self._key_text.sub("***", text) if self._key_text is not None else text
-
-    def _unechoed(self, body: bytes) -> bytes:
-        """*body* with JSON-escaped spellings of the key blanked out.
-
-        The plain spelling is `redact`'s (in ``_api``), once the body is text;
-        an escaped one would survive that and be unescaped by the JSON decoder.
-        """
-        if self._echoed_key is None:
-            return body
-        return self._echoed_key.sub(b"***", body)
+        return self._scrubber.text(text)
 
     # -- the API host -------------------------------------------------------------
 
@@ -344,13 +294,11 @@ class Transport:
                             content = await self._read_capped(response)
                         reason = response.reason or ""
                         retry_after = answered.get("Retry-After")
-                except _AIOHTTP_ERRORS as exc:
+                except AIOHTTP_ERRORS as exc:
                     if self._closed:
                         raise self._closed_error(path) from None
-                    raise _ours(exc, path, self.redact) from None
-                # An escaped or re-cased echo of the key would hide from `redact`.
-                if b"\\" in content or (self._key_lower and self._key_lower in content.lower()):
-                    content = self._unechoed(content)
+                    raise ours(exc, path, self.redact) from None
+                content = self._scrubber.body(content)
                 answer = Answer(
                     response.status,
                     reason if reason == "OK" else self.redact(reason),
@@ -393,142 +341,3 @@ class Transport:
                 if self._on_retry is not None:
                     self._on_retry(what, exc, delay)
                 await anyio.sleep(delay)
-
-    # -- files ---------------------------------------------------------------------
-
-    async def put_file(
-        self,
-        url: str,
-        chunks: Callable[[], AsyncIterator[bytes]],
-        size: int,
-        *,
-        content_type: str = "application/octet-stream",
-    ) -> None:
-        """PUT a file to a pre-signed URL on the session that carries no key.
-
-        Not redirected; bounded by ``Timeouts.download_total``.
-
-        Raises:
-            APIError: the host answered with an HTTP error.
-            TransportError: no usable answer.
-            ClientClosedError: the transport closed before or during the upload.
-        """
-        what = "file upload"
-        headers = {"Content-Type": content_type, "Content-Length": str(size)}
-        deadline = anyio.current_time() + (self._timeouts.download_total or math.inf)
-        with self._operation(what, deadline):
-            async with self._files.put(
-                url, data=chunks(), headers=headers, allow_redirects=False
-            ) as response:
-                await response.read()
-                if response.status >= 300:
-                    reason = self.redact(response.reason or "")
-                    raise http_error(response.status, reason, endpoint=what)
-
-    @contextlib.asynccontextmanager
-    async def stream(self, url: str) -> AsyncIterator[FileStream]:
-        """A streaming GET of a result file on the session that carries no key.
-
-        The whole download is bounded by ``Timeouts.download_total``, must
-        average ``download_min_rate`` bytes/s once ``read`` seconds have passed,
-        and may not exceed ``max_download_bytes`` once decompressed.
-
-        Raises:
-            APIError: the file host answered with an HTTP error (an expired URL).
-            TransportError: no usable answer, too slow, or the connection broke;
-                `ProtocolError` for a file over ``max_download_bytes``.
-            ClientClosedError: the transport closed before or during the download.
-        """
-        start = anyio.current_time()
-        deadline = start + (self._timeouts.download_total or math.inf)
-        what = "file download"
-        with self._operation(what, deadline):
-            response = await self._files.get(url, max_redirects=_MAX_FILE_REDIRECTS)
-        try:
-            if response.status >= 400:
-                reason = self.redact(response.reason or "")
-                raise http_error(response.status, reason, endpoint=what)
-            # aiohttp decompresses files: a compressed file's declared size is not its size.
-            length = None if "Content-Encoding" in response.headers else response.content_length
-            cap = self._timeouts.max_download_bytes
-            if cap is not None and length is not None and length > cap:
-                raise _too_large(cap)
-            yield FileStream(
-                response.headers.get("Content-Type", ""),
-                length,
-                self._chunks(response, start, deadline),
-            )
-        finally:
-            response.release()
-
-    async def _chunks(
-        self, response: aiohttp.ClientResponse, start: float, deadline: float
-    ) -> AsyncIterator[bytes]:
-        received = 0
-        min_rate = self._timeouts.download_min_rate
-        cap = self._timeouts.max_download_bytes
-        grace = self._timeouts.read
-        while True:
-            # One read per scope: a scope must never span this generator's yield.
-            with self._operation("file download", deadline, begun=True):
-                chunk = await response.content.readany()
-            if not chunk:
-                return
-            received += len(chunk)
-            if cap is not None and received > cap:
-                raise _too_large(cap)
-            elapsed = anyio.current_time() - start
-            if min_rate is not None and elapsed > grace and received / elapsed < min_rate:
-                raise RequestTimeoutError(
-                    f"file download slower than {min_rate:g} bytes/s ({received} bytes "
-                    f"in {elapsed:.0f} s)"
-                )
-            yield chunk
-
-
-def _too_large(cap: int) -> ProtocolError:
-    return ProtocolError(f"the file is larger than max_download_bytes={cap}; nothing was kept")
-
-
-CallbackAnswer = Callable[
-    [str, int | None, Mapping[str, str], Callable[[int], Awaitable[bytes | None]]],
-    Awaitable[tuple[int, bytes]],
-]
-
-
-def callback_endpoint(answer: CallbackAnswer) -> Callable[[Any], Awaitable[Any]]:
-    """An ``aiohttp.web`` handler around *answer* (the webhook receivers' server side).
-
-    *answer* gets the method, the declared length, the query and a reader of at
-    most *n* bytes (None when the body is longer), and returns a status and a
-    JSON body.  aiohttp's server half is imported here, on demand: only users
-    who mount a receiver load it.
-    """
-    from aiohttp import web
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        async def read(cap: int) -> bytes | None:
-            chunks: list[bytes] = []
-            size = 0
-            while chunk := await request.content.readany():
-                size += len(chunk)
-                if size > cap:
-                    return None
-                chunks.append(chunk)
-            return b"".join(chunks)
-
-        try:
-            status, body = await answer(
-                request.method, request.content_length, request.query, read
-            )
-        except ConnectionError:
-            # The sender hung up mid-body: nobody to answer, and nothing worth an
-            # error log (aiohttp logs an escaped exception with its traceback).
-            log.debug("webhook: the sender hung up before its body arrived")
-            return web.Response(status=400)
-        headers = {"Allow": "POST"} if status == 405 else None
-        return web.Response(
-            status=status, body=body, content_type="application/json", headers=headers
-        )
-
-    return handler
