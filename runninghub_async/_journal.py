@@ -19,6 +19,7 @@ provides one shared by several processes.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -97,7 +98,7 @@ class Journal(Protocol):
         ...
 
     async def outstanding(self) -> list[JournalEntry]:
-        """Entries with no end yet.
+        """Entries with no end yet (a shared journal leaves out another live writer's).
 
         Those with a task id are re-attached by ``client.recover()``; those without
         are unknown outcomes (reported, resent only when the caller says so).
@@ -116,28 +117,45 @@ def params_digest(body: Mapping[str, Any]) -> str:
 
 
 def apply_event(entry: JournalEntry | None, record: Mapping[str, Any]) -> JournalEntry | None:
-    """The entry after one journal record (a decoded line); None if it does not apply."""
+    """The entry after one journal record (a decoded line); None if it does not apply.
+
+    Raises:
+        KeyError, TypeError, ValueError, OverflowError: *record* is not a journal
+            record (a field is missing, or is not of its kind).
+    """
     event = record.get("event")
-    key = str(record["key"])
+    key = _field(record, "key")
     at = float(record.get("at", 0.0))
     if event == "intent":
         # A new intent starts a new attempt: an earlier attempt's task and end are
         # forgotten (the caller chose to resend).
-        return JournalEntry(key, str(record["endpoint"]), str(record["digest"]), None, None, at)
+        endpoint, digest = _field(record, "endpoint"), _field(record, "digest")
+        return JournalEntry(key, endpoint, digest, None, None, at)
     if event not in ("accepted", "ended"):
         return None
     if entry is None:
         # No intent known (a journal opened after the submit): keep what is known.
         entry = JournalEntry(key, "", "", None, None, at)
     if event == "accepted":
-        return attrs.evolve(entry, task_id=str(record["task_id"]), updated_at=at)
-    return attrs.evolve(entry, status=str(record["status"]), updated_at=at)
+        return attrs.evolve(entry, task_id=_field(record, "task_id"), updated_at=at)
+    return attrs.evolve(entry, status=_field(record, "status"), updated_at=at)
+
+
+def _field(record: Mapping[str, Any], name: str) -> str:
+    # A foreign line whose task id is null or a list must not become the task
+    # "None" that recover() would then follow.
+    value = record[name]
+    if not isinstance(value, str):
+        raise TypeError(f"{name} is not a string")
+    return value
 
 
 def _decode(line: bytes) -> dict[str, Any] | None:
     try:
         record = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: a line nested deeper than the parser goes (foreign or
+        # hostile) is one more unreadable line, not a reason to refuse the journal.
         return None
     if not isinstance(record, dict) or record.get("v") != FORMAT_VERSION or "key" not in record:
         return None
@@ -147,13 +165,16 @@ def _decode(line: bytes) -> dict[str, Any] | None:
 class FileJournal:
     """The journal as an append-only JSON-lines file, for one process.
 
-    Each event is one line, written and flushed before the call returns (and
+    Each event is one line, written to the file before the call returns (and
     fsync'd when *fsync* is true: without it a power loss may lose the last
-    lines, a crash of the process does not).  Entering replays the file to
-    rebuild the latest state of every key; a last line torn by a crash is
-    ignored (``unreadable`` counts such lines) and terminated before the next
-    append.  The file is locked while open, so two processes cannot share it:
-    give each process its own, or use ``runninghub_async.redis.RedisJournal``.
+    lines, a crash of the process does not).  A record whose write raised (a
+    full disk) is not in the file, then or later: the submit it announced was
+    not sent.  Entering replays the file to rebuild the latest state of every
+    key; a line that is not a record (the last one torn by a crash, or anything
+    foreign: not JSON, nested too deep, fields of the wrong kind) is skipped and
+    counted in ``unreadable``, and a torn last line is terminated before the
+    next append.  The file is locked while open, so two processes cannot share
+    it: give each process its own, or use ``runninghub_async.redis.RedisJournal``.
 
     ::
 
@@ -172,29 +193,32 @@ class FileJournal:
         self.unreadable = 0
         """Lines of the file that were not journal records (torn by a crash, or foreign)."""
         self._entries: dict[str, JournalEntry] = {}
-        self._file: anyio.AsyncFile[str] | None = None
+        self._fd: int | None = None
+        self._torn = False  # a failed append may have left part of a line
         self._lock = anyio.Lock()
 
     def __repr__(self) -> str:
         return f"<FileJournal {os.fspath(self.path)!r} entries={len(self._entries)}>"
 
     async def __aenter__(self) -> Self:
-        if self._file is not None:
+        if self._fd is not None:
             raise RuntimeError("the journal is already open")
         await self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = await anyio.open_file(self.path, "a+", encoding="utf-8", newline="\n")
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        fd = await anyio.to_thread.run_sync(os.open, os.fspath(self.path), flags, 0o666)
         try:
-            await anyio.to_thread.run_sync(_lock, file.wrapped.fileno(), os.fspath(self.path))
+            await anyio.to_thread.run_sync(_lock, fd, os.fspath(self.path))
             data = await self.path.read_bytes()
+            self._entries, self.unreadable = {}, 0
             self._replay(data)
-            if data and not data.endswith(b"\n"):
-                await file.write("\n")  # end the torn line: the next record starts afresh
-                await file.flush()
+            # A torn last line is ended before the next record, so that record
+            # starts on a line of its own.
+            self._torn = bool(data) and not data.endswith(b"\n")
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await file.aclose()
+                await anyio.to_thread.run_sync(os.close, fd)
             raise
-        self._file = file
+        self._fd = fd
         return self
 
     async def __aexit__(
@@ -203,11 +227,11 @@ class FileJournal:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        file, self._file = self._file, None
-        if file is not None:
-            with anyio.CancelScope(shield=True):
-                async with self._lock:  # a write in progress finishes first
-                    await file.aclose()
+        with anyio.CancelScope(shield=True):
+            async with self._lock:  # a write in progress finishes first
+                fd, self._fd = self._fd, None
+                if fd is not None:
+                    await anyio.to_thread.run_sync(os.close, fd)
 
     def _replay(self, data: bytes) -> None:
         for line in data.splitlines():
@@ -218,7 +242,7 @@ class FileJournal:
             if record is not None:
                 try:
                     entry = apply_event(self._entries.get(str(record["key"])), record)
-                except (KeyError, TypeError, ValueError):
+                except (KeyError, TypeError, ValueError, OverflowError):
                     entry = None
             if entry is None:
                 self.unreadable += 1
@@ -226,8 +250,7 @@ class FileJournal:
                 self._entries[entry.key] = entry
 
     async def _append(self, record: dict[str, Any]) -> None:
-        file = self._file
-        if file is None:
+        if self._fd is None:
             raise RuntimeError("the journal is not open; use `async with`")
         record = {"v": FORMAT_VERSION, **record, "at": round(time.time(), 3)}
         entry = apply_event(self._entries.get(record["key"]), record)
@@ -236,10 +259,14 @@ class FileJournal:
         # caller unsure whether it is on disk.
         with anyio.CancelScope(shield=True):
             async with self._lock:
-                await file.write(line)
-                await file.flush()
-                if self.fsync:
-                    await anyio.to_thread.run_sync(os.fsync, file.wrapped.fileno())
+                fd = self._fd  # read again under the lock: a close may have come first
+                if fd is None:
+                    raise RuntimeError("the journal is not open; use `async with`")
+                data = (b"\n" if self._torn else b"") + line.encode("utf-8")
+                error, torn = await anyio.to_thread.run_sync(_append_whole, fd, data, self.fsync)
+                self._torn = torn
+                if error is not None:
+                    raise error
         if entry is not None:
             self._entries[entry.key] = entry
 
@@ -279,6 +306,39 @@ class FileJournal:
         await anyio.lowlevel.checkpoint()
         pending = [e for e in self._entries.values() if e.status is None]
         return sorted(pending, key=lambda e: e.updated_at)
+
+
+def _append_whole(fd: int, data: bytes, fsync: bool) -> tuple[OSError | None, bool]:
+    """Append *data* to the file at *fd* whole, or (as far as can be) not at all.
+
+    Written straight to the file, never through a buffer: a record whose write
+    failed (a full disk) must not reach the file later, behind records written
+    after it, and tell a re-run that a submit was attempted when its caller was
+    told it failed and nothing was sent.  Part of a line written before the
+    error is cut off again.
+
+    Returns:
+        the error (None when the record is in the file), and whether part of the
+        record stayed in the file because cutting it off failed too (a torn
+        line, which replay skips and the next record must end).
+    """
+    start = os.fstat(fd).st_size
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(errno.EIO, "the journal file took no bytes")
+            view = view[written:]
+        if fsync:
+            os.fsync(fd)
+    except OSError as error:
+        try:
+            os.ftruncate(fd, start)
+        except OSError:
+            return error, True
+        return error, False
+    return None, False
 
 
 def _lock(fd: int, path: str) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import sys
+import textwrap
 from pathlib import Path
 
+import anyio
 import pytest
 
 from runninghub_async import JournalLockedError
@@ -108,3 +112,71 @@ async def test_not_open() -> None:
     journal = FileJournal("unused.jsonl")
     with pytest.raises(RuntimeError, match="not open"):
         await journal.intent("a", "e", "d")
+
+
+async def test_lines_that_are_not_records_are_skipped(tmp_path: Path) -> None:
+    """Foreign lines (nested too deep, null task id, a number no float holds) are counted and
+    skipped like a torn line: the journal opens, keeps its records and takes new ones."""
+    path = tmp_path / "j.jsonl"
+    good = {"v": 1, "event": "intent", "key": "a", "endpoint": "e", "digest": "d"}
+    foreign = [
+        "[" * 200_000,  # deeper than the parser recurses
+        '{"v":1,"event":"accepted","key":"a","task_id":null}',  # not the task "None"
+        '{"v":1,"event":"accepted","key":"a","task_id":["t"]}',
+        '{"v":1,"event":"intent","key":"b","endpoint":"e","digest":"d","at":' + "9" * 400 + "}",
+        '{"v":1,"event":"intent","key":["c"],"endpoint":"e","digest":"d"}',
+    ]
+    path.write_text("\n".join([json.dumps(good), *foreign]) + "\n")
+    async with FileJournal(path) as journal:
+        assert journal.unreadable == len(foreign)
+        assert [(e.key, e.task_id) for e in await journal.outstanding()] == [("a", None)]
+        await journal.accepted("a", "task-a")
+    async with FileJournal(path) as journal:
+        entry = await journal.get("a")
+        assert entry is not None
+        assert entry.task_id == "task-a"
+
+
+_FULL_DISK = textwrap.dedent(
+    """
+    import os, resource, signal, sys
+    import anyio
+    from runninghub_async import FileJournal
+
+    async def main(path):
+        async with FileJournal(path) as journal:
+            await journal.intent("before", "e", "d")
+            # The disk fills up: the file may grow by 10 bytes, not by a line.  (A real
+            # limit on a real file, in a process of its own: it binds the whole process.)
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (os.path.getsize(path) + 10, hard))
+            try:
+                await journal.intent("refused", "e", "d")
+            except OSError as error:
+                print("refused", error.errno)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # space again
+            await journal.intent("after", "e", "d")
+            await journal.accepted("after", "task-after")
+
+    anyio.run(main, sys.argv[1])
+    """
+)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+async def test_a_record_that_could_not_be_written_is_not_written_later(tmp_path: Path) -> None:
+    """A full disk refuses an intent (so nothing is sent): that intent must not reach the file
+    when space comes back, nor half of it, or a re-run would report a submit that never was."""
+    path = tmp_path / "j.jsonl"
+    with anyio.fail_after(30):
+        done = await anyio.run_process([sys.executable, "-c", _FULL_DISK, str(path)], check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode() == f"refused {errno.EFBIG}\n"
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["key"] for line in lines] == ["before", "after", "after"]
+    async with FileJournal(path) as journal:
+        assert journal.unreadable == 0
+        assert await journal.get("refused") is None
+        pending = [(e.key, e.task_id) for e in await journal.outstanding()]
+        assert pending == [("before", None), ("after", "task-after")]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sys
+import textwrap
 import time
 import uuid
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
+import redis.asyncio
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from runninghub_async._journal import JournalEntry
 from runninghub_async.redis import (
@@ -16,7 +21,7 @@ from runninghub_async.redis import (
     RedisJournal,
 )
 
-from .redis_support import RedisServer, free_port
+from .redis_support import RedisServer, free_port, until
 
 pytestmark = pytest.mark.anyio
 
@@ -152,3 +157,147 @@ async def test_restart_empty_loses_the_journal(
         assert await journal.outstanding() == []
         await journal.intent("b", "e", "d")  # and it works again at once
         assert [e.key for e in await journal.outstanding()] == ["b"]
+
+
+async def test_a_live_writers_items_are_not_anyone_elses(
+    redis_server: RedisServer, namespace: str
+) -> None:
+    """While A's journal is open, B neither lists nor takes A's items; once A closed, B does."""
+    async with RedisJournal.from_url(redis_server.url, namespace=namespace, owner="A") as a:
+        await a.intent("item", "model/x", "d")
+        await a.accepted("item", "task-a")
+        await a.intent("sending", "model/x", "d")  # its POST on the wire: not "unknown" to B
+        async with RedisJournal.from_url(redis_server.url, namespace=namespace, owner="B") as b:
+            assert await b.outstanding() == []
+            every = await b.outstanding(include_live=True)
+            assert [e.key for e in every] == ["item", "sending"]
+            assert await b.claim_abandoned("item") is None
+            await a.ended("item", "SUCCESS")  # still A's
+            await a.accepted("sending", "task-s")
+    async with RedisJournal.from_url(redis_server.url, namespace=namespace, owner="B") as b:
+        assert [(e.key, e.task_id) for e in await b.outstanding()] == [("sending", "task-s")]
+        assert await b.claim_abandoned("sending") == 2
+        assert await b.claim_abandoned("item") is None  # ended: nothing to take over
+
+
+async def test_a_writers_own_items_stay_its_own(redis_server: RedisServer, namespace: str) -> None:
+    """A stable name takes its own items back at once, even while its old lease runs."""
+    async with RedisJournal.from_url(redis_server.url, namespace=namespace, owner="A") as a:
+        await a.intent("item", "model/x", "d")
+        await a.accepted("item", "task-a")
+        async with RedisJournal.from_url(redis_server.url, namespace=namespace, owner="A") as again:
+            assert [e.key for e in await again.outstanding()] == ["item"]
+            assert await again.claim_abandoned("item") == 2
+
+
+async def test_two_recovering_workers_take_an_item_once(
+    redis_server: RedisServer, namespace: str
+) -> None:
+    """B and C both find a closed writer's item: exactly one of them takes it."""
+    async with RedisJournal.from_url(redis_server.url, namespace=namespace, owner="A") as a:
+        await a.intent("item", "model/x", "d")
+        await a.accepted("item", "task-a")
+    taken: dict[str, int | None] = {}
+    async with (
+        RedisJournal.from_url(redis_server.url, namespace=namespace, owner="B") as b,
+        RedisJournal.from_url(redis_server.url, namespace=namespace, owner="C") as c,
+    ):
+
+        async def take(journal: RedisJournal) -> None:
+            taken[journal.owner] = await journal.claim_abandoned("item")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(take, b)
+            tg.start_soon(take, c)
+        assert sorted(taken.values(), key=lambda v: v is None) == [2, None]
+        winner = b if taken["B"] is not None else c
+        await winner.ended("item", "SUCCESS")  # the taker owns it now
+        entry = await b.get("item")
+        assert entry is not None
+        assert entry.status == "SUCCESS"
+
+
+async def test_the_lease_is_renewed_while_open_and_removed_on_close(
+    redis_server: RedisServer, namespace: str, redis_client: redis.asyncio.Redis
+) -> None:
+    """Put by the first write that owns something, renewed by the heartbeat, gone at close."""
+    alive = f"rhj:{{{namespace}}}:alive:A"
+    async with RedisJournal.from_url(
+        redis_server.url, namespace=namespace, owner="A", lease=0.3
+    ) as a:
+        await a.intent("item", "model/x", "d")
+        assert 0 < await redis_client.pttl(alive) <= 300
+
+        # Renewed every 0.1 s, the lease's time left goes down and up again.
+        async def left(more: bool) -> bool:
+            ms = await redis_client.pttl(alive)
+            return bool(ms > 250 if more else 0 < ms < 250)
+
+        await until(lambda: left(more=False))
+        await until(lambda: left(more=True))
+    assert not await redis_client.exists(alive)
+
+
+_DOOMED = textwrap.dedent(
+    """
+    import sys, anyio
+    from runninghub_async.redis import RedisJournal
+
+    async def main(url, namespace):
+        async with RedisJournal.from_url(url, namespace=namespace, owner="doomed", lease=0.5) as j:
+            await j.intent("item", "model/x", "d")
+            await j.accepted("item", "task-doomed")
+            print("ready", flush=True)
+            await anyio.sleep_forever()
+
+    anyio.run(main, *sys.argv[1:])
+    """
+)
+
+
+async def test_a_killed_writers_items_are_taken_over_after_its_lease(
+    redis_server: RedisServer, namespace: str
+) -> None:
+    """SIGKILL leaves no goodbye: the items are the dead writer's until its lease lapses."""
+    command = [sys.executable, "-c", _DOOMED, redis_server.url, namespace]
+    process = await anyio.open_process(command)
+    try:
+        async with RedisJournal.from_url(redis_server.url, namespace=namespace, owner="B") as b:
+            assert process.stdout is not None
+            with anyio.fail_after(30):
+                line = await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 99)
+            assert line == b"ready"
+            assert await b.outstanding() == []  # alive
+            assert await b.claim_abandoned("item") is None
+            process.kill()
+            await process.wait()
+            killed_at = time.monotonic()
+
+            async def abandoned() -> bool:
+                return bool(await b.outstanding())
+
+            await until(abandoned)
+            assert time.monotonic() - killed_at < 0.5 + 1.5  # the lease, and a margin for load
+            (entry,) = await b.outstanding()
+            assert entry.task_id == "task-doomed"
+            assert await b.claim_abandoned("item") == 2
+    finally:
+        if process.returncode is None:
+            process.kill()
+        with anyio.CancelScope(shield=True):
+            await process.aclose()
+
+
+async def test_owning_needs_the_journal_open(redis_server: RedisServer, namespace: str) -> None:
+    """Without a lease a writer's items would be anyone's: intent and claims need `async with`."""
+    journal = RedisJournal.from_url(redis_server.url, namespace=namespace)
+    try:
+        with pytest.raises(RuntimeError, match="not open"):
+            await journal.intent("a", "e", "d")
+        with pytest.raises(RuntimeError, match="not open"):
+            await journal.claim_abandoned("a")
+        with pytest.raises(ValueError, match="lease"):
+            RedisJournal.from_url(redis_server.url, namespace=namespace, lease=0)
+    finally:
+        async with journal:  # closes its client
+            pass
