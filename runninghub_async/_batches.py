@@ -144,7 +144,9 @@ class BatchMethods:
         Each re-attached job holds a slot until it ends (so with more of them than
         ``max_in_flight`` this waits for some to end) and is journaled like any
         other.  Intents without a task id (a submit whose outcome is unknown) are
-        logged and left in the journal: only you can decide to pay twice.
+        logged and left in the journal: only you can decide to pay twice.  With a
+        shared journal (``RedisJournal``), tasks another live worker follows are
+        left to it, and of workers recovering at once only one takes each task.
 
         Raises:
             ValueError: the client has no journal.
@@ -154,6 +156,7 @@ class BatchMethods:
         if self._journal is None:
             raise ValueError("recover() needs RunningHub(journal=...)")
         jobs: list[Job] = []
+        claim_abandoned = getattr(self._journal, "claim_abandoned", None)
         for entry in await self._journal.outstanding():
             if entry.task_id is None:
                 log.warning(
@@ -162,13 +165,18 @@ class BatchMethods:
                     entry.endpoint,
                 )
                 continue
-            jobs.append(await self._reattach(live, self._journal, entry))
+            if claim_abandoned is not None and await claim_abandoned(entry.key) is None:
+                continue  # another live worker took it since outstanding() was read
+            claimed = claim_abandoned is not None
+            jobs.append(await self._reattach(live, self._journal, entry, claimed=claimed))
         return jobs
 
-    async def _reattach(self, live: Live, journal: Journal, entry: JournalEntry) -> Job:
+    async def _reattach(
+        self, live: Live, journal: Journal, entry: JournalEntry, *, claimed: bool = False
+    ) -> Job:
         assert entry.task_id is not None
         claim = getattr(journal, "claim", None)
-        if claim is not None:
+        if claim is not None and not claimed:
             await claim(entry.key)  # a shared journal: this process now owns the item
         existing = live.poller.get(entry.task_id)
         slot = None if existing is not None else await self._limiter.acquire_slot()
