@@ -30,13 +30,13 @@ from .._config import RetryPolicy, Timeouts
 from .._errors import (
     APIError,
     ClientClosedError,
+    ConnectError,
     ProtocolError,
     RequestTimeoutError,
     TransportError,
     is_transient,
 )
 from .._payloads import Answer, FileStream, FormFile, Inflater, retry_after_seconds
-from ._aiohttp_errors import AIOHTTP_ERRORS, ours
 from ._callbacks import CallbackAnswer, callback_endpoint
 from ._files import FileMethods
 from ._redact import KeyScrubber
@@ -50,6 +50,26 @@ USER_AGENT: Final = "runninghub-async"
 _CHUNK: Final = 64 * 1024
 _JSON_HEADERS: Final = {"Content-Type": "application/json"}
 _NO_SCOPE: Final = contextlib.nullcontext()
+
+# What aiohttp raises (its own timeouts are TimeoutErrors); `_ours` maps each to ours.
+_AIOHTTP_ERRORS: Final = (aiohttp.ClientError, TimeoutError)
+
+
+def _ours(exc: BaseException, what: str, redact: Callable[[str], str]) -> TransportError:
+    """An aiohttp exception as ours, keeping whether the request was sent."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return RequestTimeoutError(f"connecting for {what} timed out", request_sent=False)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(f"could not connect for {what}: {redact(str(exc.os_error))}")
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return ProtocolError(f"{what}: too many redirects")
+    if isinstance(exc, aiohttp.ServerTimeoutError | TimeoutError):
+        return RequestTimeoutError(f"no answer for {what} in time")
+    if isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientOSError | aiohttp.ClientPayloadError
+    ):
+        return ProtocolError(f"connection lost during {what}")
+    return TransportError(f"{what} failed: {type(exc).__name__}")
 
 
 class _StreamedPart(aiohttp.payload.Payload):
@@ -198,10 +218,10 @@ class Transport(FileMethods):
             with scope:
                 try:
                     yield
-                except AIOHTTP_ERRORS as exc:
+                except _AIOHTTP_ERRORS as exc:
                     if self._closed:
                         raise self._closed_error(what) from None
-                    raise ours(exc, what, self.redact) from None
+                    raise _ours(exc, what, self.redact) from None
         finally:
             self._running.discard(scope)
         # Only our own cancel is swallowed by the scope (one from outside, or a
@@ -294,10 +314,10 @@ class Transport(FileMethods):
                             content = await self._read_capped(response)
                         reason = response.reason or ""
                         retry_after = answered.get("Retry-After")
-                except AIOHTTP_ERRORS as exc:
+                except _AIOHTTP_ERRORS as exc:
                     if self._closed:
                         raise self._closed_error(path) from None
-                    raise ours(exc, path, self.redact) from None
+                    raise _ours(exc, path, self.redact) from None
                 content = self._scrubber.body(content)
                 answer = Answer(
                     response.status,

@@ -7,12 +7,14 @@ import math
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Final
 
-import aiohttp
 import anyio
 
 from .._config import Timeouts
 from .._errors import ProtocolError, RequestTimeoutError, http_error
 from .._payloads import FileStream
+
+if TYPE_CHECKING:  # aiohttp itself is used by the package's __init__ only
+    import aiohttp
 
 __all__ = ["FileMethods"]
 
