@@ -5,16 +5,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from .._config import Timeouts
-from .._errors import ProtocolError, RequestTimeoutError, http_error
-from .._payloads import FileStream
-
-if TYPE_CHECKING:  # aiohttp itself is used by the package's __init__ only
-    import aiohttp
+from ._config import Timeouts
+from ._errors import ProtocolError, RequestTimeoutError, http_error
+from ._payloads import FileStream
 
 __all__ = ["FileMethods"]
 
@@ -26,7 +23,7 @@ class FileMethods:
     """`Transport`'s file operations: bounded in time, rate and size, ended by its close."""
 
     if TYPE_CHECKING:
-        _files: aiohttp.ClientSession
+        _files: Any  # the key-less aiohttp session (only `_transport` imports aiohttp)
         _timeouts: Timeouts
 
         def redact(self, text: str) -> str: ...
@@ -101,7 +98,7 @@ class FileMethods:
             response.release()
 
     async def _chunks(
-        self, response: aiohttp.ClientResponse, start: float, deadline: float
+        self, response: Any, start: float, deadline: float
     ) -> AsyncIterator[bytes]:
         received = 0
         min_rate = self._timeouts.download_min_rate

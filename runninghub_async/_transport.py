@@ -18,7 +18,7 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -26,8 +26,8 @@ import aiohttp.abc
 import aiohttp.payload
 import anyio
 
-from .._config import RetryPolicy, Timeouts
-from .._errors import (
+from ._config import RetryPolicy, Timeouts
+from ._errors import (
     APIError,
     ClientClosedError,
     ConnectError,
@@ -36,9 +36,8 @@ from .._errors import (
     TransportError,
     is_transient,
 )
-from .._payloads import Answer, FileStream, FormFile, Inflater, retry_after_seconds
-from ._callbacks import CallbackAnswer, callback_endpoint
-from ._files import FileMethods
+from ._file_ops import FileMethods
+from ._payloads import Answer, FileStream, FormFile, Inflater, retry_after_seconds
 from ._redact import KeyScrubber
 
 __all__ = ["Answer", "CallbackAnswer", "FileStream", "FormFile", "Transport", "callback_endpoint"]
@@ -361,3 +360,47 @@ class Transport(FileMethods):
                 if self._on_retry is not None:
                     self._on_retry(what, exc, delay)
                 await anyio.sleep(delay)
+
+
+CallbackAnswer = Callable[
+    [str, int | None, Mapping[str, str], Callable[[int], Awaitable[bytes | None]]],
+    Awaitable[tuple[int, bytes]],
+]
+
+
+def callback_endpoint(answer: CallbackAnswer) -> Callable[[Any], Awaitable[Any]]:
+    """An ``aiohttp.web`` handler around *answer* (the webhook receivers' server side).
+
+    *answer* gets the method, the declared length, the query and a reader of at
+    most *n* bytes (None when the body is longer), and returns a status and a
+    JSON body.  aiohttp's server half is imported here, on demand: only users
+    who mount a receiver load it.
+    """
+    from aiohttp import web
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        async def read(cap: int) -> bytes | None:
+            chunks: list[bytes] = []
+            size = 0
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > cap:
+                    return None
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+        try:
+            status, body = await answer(
+                request.method, request.content_length, request.query, read
+            )
+        except ConnectionError:
+            # The sender hung up mid-body: nobody to answer, and nothing worth an
+            # error log (aiohttp logs an escaped exception with its traceback).
+            log.debug("webhook: the sender hung up before its body arrived")
+            return web.Response(status=400)
+        headers = {"Allow": "POST"} if status == 405 else None
+        return web.Response(
+            status=status, body=body, content_type="application/json", headers=headers
+        )
+
+    return handler
