@@ -224,7 +224,7 @@ class Poller:
     def _expire_due(self, tg: anyio.abc.TaskGroup) -> None:
         for tracked in self._deadlines.expired(self._clock(), len(self._tracked)):
             self._finish(tracked, JobTimeoutError(tracked.task_id, self._job_timeout))
-            tg.start_soon(self._cancel_remotely, tracked.task_id)
+            tg.start_soon(_cancel_remotely, self._remote_cancel, tracked.task_id)
 
     def _dispatch_due(self) -> None:
         now = self._clock()
@@ -326,13 +326,6 @@ class Poller:
                 log.exception("recording the end of task %s failed", tracked.task_id)
         tracked.end()
 
-    async def _cancel_remotely(self, task_id: str) -> None:
-        with anyio.move_on_after(_CANCEL_TIMEOUT, shield=True):
-            try:
-                await self._remote_cancel(task_id)
-            except RunningHubError as exc:
-                log.warning("could not cancel timed-out task %s: %s", task_id, exc)
-
     # -- shutdown and introspection -----------------------------------------------------
 
     def close(self) -> None:
@@ -340,16 +333,7 @@ class Poller:
         self._closed = True
         pending = list(self._tracked.values())
         ids = [t.task_id for t in pending]
-        # Paid tasks nobody will see end: the waiters hear it, a fire-and-forget
-        # caller only here.  A journal's `recover()` re-attaches the journaled ones.
-        lost = [t.task_id for t in pending if t.journal is None]
-        if lost:
-            log.warning(
-                "the client closed with %d task(s) not ended, no longer followed: %s%s",
-                len(lost),
-                ", ".join(lost[:10]),
-                ", ..." if len(lost) > 10 else "",
-            )
+        _warn_unfollowed(pending)
         for tracked in pending:
             self._finish(
                 tracked,
@@ -376,4 +360,29 @@ class Poller:
         return (
             f"<Poller outstanding={s.outstanding} in_flight={s.queries_in_flight} "
             f"sent={s.queries_sent}>"
+        )
+
+
+async def _cancel_remotely(remote_cancel: RemoteCancel, task_id: str) -> None:
+    """Best effort, after a job deadline: bounded, shielded, never raised."""
+    with anyio.move_on_after(_CANCEL_TIMEOUT, shield=True):
+        try:
+            await remote_cancel(task_id)
+        except RunningHubError as exc:
+            log.warning("could not cancel timed-out task %s: %s", task_id, exc)
+
+
+def _warn_unfollowed(pending: list[Tracked]) -> None:
+    """Name the tasks a close leaves running that no journal records.
+
+    Paid tasks nobody will see end: the waiters hear it, a fire-and-forget caller
+    only here.  A journal's `recover()` re-attaches the journaled ones.
+    """
+    lost = [t.task_id for t in pending if t.journal is None]
+    if lost:
+        log.warning(
+            "the client closed with %d task(s) not ended, no longer followed: %s%s",
+            len(lost),
+            ", ".join(lost[:10]),
+            ", ..." if len(lost) > 10 else "",
         )

@@ -24,18 +24,22 @@ def prompts(n: int) -> Iterator[dict[str, Any]]:
         yield {"prompt": f"image {i}", "resolution": "1k"}
 
 
+def _client(fake: FakeRunningHub, **overrides: Any) -> RunningHub:
+    """A client of *fake* with the tests' fast cadence (override by keyword)."""
+    options: dict[str, Any] = {
+        "api_key": fake.api_key,
+        "base_url": fake.base_url,
+        "requests_per_second": None,
+        "poll": FAST_POLL,
+        "retry": FAST_RETRY,
+    }
+    return RunningHub(**{**options, **overrides})
+
+
 async def run_batch(
     fake: FakeRunningHub, n: int, max_in_flight: int
 ) -> tuple[list[Any], RunningHub]:
-    client = RunningHub(
-        api_key=fake.api_key,
-        base_url=fake.base_url,
-        max_in_flight=max_in_flight,
-        requests_per_second=None,
-        poll=FAST_POLL,
-        retry=FAST_RETRY,
-        seed=3,
-    )
+    client = _client(fake, max_in_flight=max_in_flight, seed=3)
     async with client:
         items = [item async for item in client.run_many(T2I, prompts(n))]
     return items, client
@@ -138,14 +142,8 @@ async def test_a_generator_that_reuses_one_dict_gets_each_item_sent_as_it_was_pu
             yield params
 
     async with FakeRunningHub(duration=(0.005, 0.02), seed=4) as fake:
-        async with RunningHub(
-            api_key=fake.api_key,
-            base_url=fake.base_url,
-            requests_per_second=None,
-            poll=FAST_POLL,
-            retry=FAST_RETRY,
-            journal=FileJournal(tmp_path / "journal.jsonl"),  # entered with the client
-        ) as client:
+        # The journal is entered with the client.
+        async with _client(fake, journal=FileJournal(tmp_path / "journal.jsonl")) as client:
             items = [item async for item in client.run_many(T2I, reused(8))]
         sent = sorted(str(task.params["prompt"]) for task in fake.tasks.values())
     assert all(item.ok for item in items)
@@ -162,13 +160,7 @@ async def test_a_system_exit_from_the_params_reaches_the_consumer_and_spares_the
         yield {"prompt": "one", "resolution": "1k"}
         raise SystemExit(3)
 
-    async with RunningHub(
-        api_key=fake.api_key,
-        base_url=fake.base_url,
-        requests_per_second=None,
-        poll=FAST_POLL,
-        retry=FAST_RETRY,
-    ) as client:
+    async with _client(fake) as client:
         with pytest.raises(SystemExit):
             async for _ in client.run_many(T2I, exiting()):
                 pass

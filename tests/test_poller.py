@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -161,7 +162,6 @@ async def test_a_check_that_raises_unexpectedly_is_retried(
 ) -> None:
     """A query that raises a non-library error is logged and checked again, not dropped."""
     from runninghub_async._models import JobResult, TaskSnapshot, TaskStatus
-    from runninghub_async._poller import Poller
 
     calls = 0
 
@@ -172,17 +172,7 @@ async def test_a_check_that_raises_unexpectedly_is_retried(
             raise RuntimeError("a bug in a wrapped query")
         return TaskSnapshot(task_id, TaskStatus.SUCCESS)
 
-    async def cancel(task_id: str) -> None:
-        raise AssertionError("not cancelled")
-
-    policy = PollPolicy(initial_delay=0.0, min_interval=0.01, max_interval=0.02)
-    poller = Poller(query, policy, job_timeout=5.0, remote_cancel=cancel)
-    async with anyio.create_task_group() as tg:
-        await tg.start(poller.run)
-        tracked = poller.track("1001", endpoint=T2I, submitted=True)
-        with anyio.fail_after(5):
-            await tracked.ended()
-        tg.cancel_scope.cancel()
+    tracked = await _one_job_on_a_poller(query)
     assert calls == 2
     assert isinstance(tracked.outcome, JobResult)
     assert "failed unexpectedly" in caplog.text
@@ -260,24 +250,31 @@ async def test_a_failure_recording_a_jobs_end_still_wakes_its_waiters(
 ) -> None:
     """Costs, journal and hooks are told of an end first; if that fails, waiters still wake."""
     from runninghub_async._models import JobResult, TaskSnapshot, TaskStatus
-    from runninghub_async._poller import Poller
 
     async def query(task_id: str) -> TaskSnapshot:
         return TaskSnapshot(task_id, TaskStatus.SUCCESS)
 
-    async def cancel(task_id: str) -> None:
-        raise AssertionError("not cancelled")
-
     def on_finished(tracked: Tracked, outcome: object) -> None:
         raise ArithmeticError("a broken bookkeeper")
 
+    tracked = await _one_job_on_a_poller(query, on_finished=on_finished)
+    assert isinstance(tracked.outcome, JobResult)
+    assert "recording the end of task 1001 failed" in caplog.text
+
+
+async def _one_job_on_a_poller(query: Any, **options: Any) -> Tracked:
+    """Follow task 1001 on a bare `Poller` (no client) until it ends; never cancelled."""
+    from runninghub_async._poller import Poller
+
+    async def cancel(task_id: str) -> None:
+        raise AssertionError("not cancelled")
+
     policy = PollPolicy(initial_delay=0.0, min_interval=0.01, max_interval=0.02)
-    poller = Poller(query, policy, job_timeout=5.0, remote_cancel=cancel, on_finished=on_finished)
+    poller = Poller(query, policy, job_timeout=5.0, remote_cancel=cancel, **options)
     async with anyio.create_task_group() as tg:
         await tg.start(poller.run)
         tracked = poller.track("1001", endpoint=T2I, submitted=True)
         with anyio.fail_after(5):
             await tracked.ended()
         tg.cancel_scope.cancel()
-    assert isinstance(tracked.outcome, JobResult)
-    assert "recording the end of task 1001 failed" in caplog.text
+    return tracked
